@@ -1,0 +1,1 @@
+"""Model training, conversion and evaluation for Skinscan (needs the `train` extra)."""

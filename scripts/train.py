@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Train the Skinscan classifier: EfficientNet-Lite0 (ImageNet) fine-tuned on the skin images.
+
+    python scripts/train.py --data ../shared/data --out runs/train            # 2-core CPU recipe
+    python scripts/train.py --recipe gpu --device cuda --out runs/gpu          # full fine-tune
+    python scripts/train.py --resume --out runs/train                          # continue
+
+Writes to --out: model.pt (EMA weights, the ones to convert), val_logits.npz (logits, labels,
+source classes and names of the validation images, for calibration and evaluation), summary.json
+(config, split counts, per-epoch history) and checkpoint.pt (for --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+RECIPES = {
+    # Lower 12 blocks frozen and cached for 2 augmented views: ~30-40 min on 2 cores.
+    "cpu": {
+        "head_epochs": 2,
+        "epochs": 14,
+        "first_trainable_block": 12,
+        "cache_views": 2,
+        "batch_size": 64,
+        "lr": 5e-4,
+    },
+    # Everything trainable (BatchNorm frozen), fresh augmentation every step.
+    "gpu": {
+        "head_epochs": 3,
+        "epochs": 45,
+        "first_trainable_block": 0,
+        "cache_views": 0,
+        "batch_size": 128,
+        "lr": 4e-4,
+        "eval_every": 5,
+    },
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data"),
+        help="folder holding skin/ and skin_extra/ (default ../shared/data)",
+    )
+    ap.add_argument("--out", type=Path, default=Path("runs/train"))
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="cpu")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument(
+        "--limit-per-class",
+        type=int,
+        default=0,
+        help="use at most N images per folder class (smoke tests)",
+    )
+    ap.add_argument("--head-epochs", type=int)
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--first-trainable-block", type=int)
+    ap.add_argument("--cache-views", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--eval-every", type=int)
+    ap.add_argument(
+        "--balance-power",
+        type=float,
+        help="sample each image with weight n_class^-p (0 natural, 1 balanced)",
+    )
+    ap.add_argument("--label-smoothing", type=float)
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="shorten fine-tuning so training ends within this many minutes",
+    )
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=4, help="image decoding threads")
+    ap.add_argument(
+        "--no-non-skin",
+        action="store_true",
+        help="leave out the bundled non-skin pictures from `other`",
+    )
+    ap.add_argument("--resume", action="store_true")
+    return ap.parse_args(argv)
+
+
+def _limit(records, per_class: int):
+    if per_class <= 0:
+        return records
+    seen: dict[str, int] = {}
+    kept = []
+    for r in records:
+        if seen.get(r.source_class, 0) < per_class:
+            kept.append(r)
+            seen[r.source_class] = seen.get(r.source_class, 0) + 1
+    return kept
+
+
+def _cached_images(records, cache_dir: Path, workers: int) -> np.ndarray:
+    """Decoded images, cached on disk by the list of files so a resume does not decode again."""
+    from cloud.training.dataset import CACHE_SIDE, load_images
+
+    key = hashlib.sha256("\n".join(str(r.path) for r in records).encode()).hexdigest()[:16]
+    path = cache_dir / f"images-{CACHE_SIDE}-{key}.npy"
+    if path.exists():
+        return np.load(path)
+    images = load_images(records, workers=workers)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, images)
+    tmp.replace(path)
+    return images
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from cloud.training.dataset import (
+        CACHE_SIDE,
+        class_counts,
+        labels_array,
+        load_records,
+        split_by_lesion,
+    )
+    from cloud.training.negatives import non_skin_images
+    from cloud.training.port_check import verify_torch_imagenet_port
+    from cloud.training.trainer import TrainConfig, TrainData, Trainer
+    from kiosk.conditions import CONDITIONS, OTHER
+
+    started = time.time()
+    port_scores = verify_torch_imagenet_port()
+    print(f"ImageNet port verified: {port_scores}", flush=True)
+
+    records = _limit(load_records(args.data), args.limit_per_class)
+    train_recs, val_recs = split_by_lesion(records, args.val_fraction, args.seed)
+    print(f"train {class_counts(train_recs, 'source_class')}")
+    print(f"val   {class_counts(val_recs, 'source_class')}", flush=True)
+
+    cache_dir = args.out / "cache"
+    train_images = _cached_images(train_recs, cache_dir, args.workers)
+    val_images = _cached_images(val_recs, cache_dir, args.workers)
+    train_labels, val_labels = labels_array(train_recs), labels_array(val_recs)
+    val_names = [str(r.path.relative_to(args.data)) for r in val_recs]
+    val_sources = [r.source_class for r in val_recs]
+    if not args.no_non_skin:
+        per_scene = 30 if args.limit_per_class <= 0 else 2
+        other = CONDITIONS.index(OTHER)
+        neg_train = non_skin_images("train", CACHE_SIDE, per_scene, args.seed)
+        neg_val = non_skin_images("val", CACHE_SIDE, per_scene, args.seed)
+        train_images = np.concatenate([train_images, neg_train])
+        train_labels = np.concatenate([train_labels, np.full(len(neg_train), other)])
+        val_images = np.concatenate([val_images, neg_val])
+        val_labels = np.concatenate([val_labels, np.full(len(neg_val), other)])
+        val_names += [f"non_skin/{i}" for i in range(len(neg_val))]
+        val_sources += ["non_skin"] * len(neg_val)
+
+    recipe = dict(RECIPES[args.recipe])
+    for key in (
+        "head_epochs",
+        "epochs",
+        "first_trainable_block",
+        "cache_views",
+        "batch_size",
+        "lr",
+        "eval_every",
+        "balance_power",
+        "label_smoothing",
+    ):
+        if getattr(args, key) is not None:
+            recipe[key] = getattr(args, key)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(
+        out_dir=args.out,
+        device=args.device,
+        seed=args.seed,
+        threads=args.threads,
+        max_minutes=args.max_minutes,
+        **recipe,
+    )
+    data = TrainData(train_images, train_labels, val_images, val_labels, val_names, val_sources)
+    trainer = Trainer(cfg, data)
+    if args.resume:
+        trainer.resume()
+    result = trainer.fit()
+
+    import torch
+
+    ema = {
+        k: v.float().cpu() if v.dtype.is_floating_point else v.cpu() for k, v in trainer.ema.items()
+    }
+    torch.save(ema, args.out / "model.pt")
+    logits = trainer.predict_logits(val_images)
+    np.savez_compressed(
+        args.out / "val_logits.npz",
+        logits=logits,
+        labels=val_labels,
+        names=np.array(val_names),
+        sources=np.array(val_sources),
+    )
+    summary = {
+        "recipe": args.recipe,
+        "classes": list(CONDITIONS),
+        "port_check": port_scores,
+        "split": {
+            "seed": args.seed,
+            "val_fraction": args.val_fraction,
+            "by": "lesion_id (HAM10000); photo series (DermNet); else one image",
+            "train": class_counts(train_recs, "source_class"),
+            "val": class_counts(val_recs, "source_class"),
+            "non_skin_train": int(0 if args.no_non_skin else len(neg_train)),
+            "non_skin_val": int(0 if args.no_non_skin else len(neg_val)),
+        },
+        "minutes": (time.time() - started) / 60,
+        **result,
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"done in {summary['minutes']:.1f} min → {args.out}/model.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
