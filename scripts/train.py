@@ -95,18 +95,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _limit(records, per_class: int):
-    if per_class <= 0:
-        return records
-    seen: dict[str, int] = {}
-    kept = []
-    for r in records:
-        if seen.get(r.source_class, 0) < per_class:
-            kept.append(r)
-            seen[r.source_class] = seen.get(r.source_class, 0) + 1
-    return kept
-
-
 def _cached_images(records, cache_dir: Path, workers: int) -> np.ndarray:
     """Decoded images, cached on disk by the list of files so a resume does not decode again."""
     from cloud.training.dataset import CACHE_SIDE, load_images
@@ -125,6 +113,8 @@ def _cached_images(records, cache_dir: Path, workers: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from scripts_common import limit_per_class
+
     from cloud.training.dataset import (
         CACHE_SIDE,
         class_counts,
@@ -141,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     port_scores = verify_torch_imagenet_port()
     print(f"ImageNet port verified: {port_scores}", flush=True)
 
-    records = _limit(load_records(args.data), args.limit_per_class)
+    records = limit_per_class(load_records(args.data), args.limit_per_class)
     train_recs, val_recs = split_by_lesion(records, args.val_fraction, args.seed)
     print(f"train {class_counts(train_recs, 'source_class')}")
     print(f"val   {class_counts(val_recs, 'source_class')}", flush=True)

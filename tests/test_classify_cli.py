@@ -250,3 +250,20 @@ class TestShippedModel:
         assert len(rows) == len(samples)
         for row, sample in zip(rows, samples, strict=True):
             check_result(row, str(sample))
+
+    def test_samples_get_their_expected_triage(self):
+        """Validation-split samples (not trained on) come out as the triage a clinic expects.
+
+        The file name starts with the true class. Cancers must be flagged urgent; the others
+        must get their own label, and the nevus must not be reported as one of the six.
+        """
+        samples = sorted(SAMPLES.glob("*.jpg"))
+        rows = parse_lines(run_kiosk("classify", "--json", *map(str, samples)).stdout)
+        for row, sample in zip(rows, samples, strict=True):
+            truth = next(c for c in (*CONDITIONS, "nevus") if sample.name.startswith(c))
+            if truth in ("melanoma", "basal_cell_carcinoma"):
+                assert row["urgency"] == "urgent", row
+            elif truth == "nevus":
+                assert row["label"] == "other", row
+            else:
+                assert row["label"] == truth and not row["abstained"], row
