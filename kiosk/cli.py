@@ -154,12 +154,47 @@ def _run_version(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
-# Later subcommands (run, scan, bench, sync, status) register here.
+
+def _scan_arguments(parser: argparse.ArgumentParser) -> None:
+    from kiosk.live_cli import scan_arguments
+
+    scan_arguments(parser)
+
+
+def _run_scan(args: argparse.Namespace) -> int:
+    from kiosk.live_cli import run_scan
+
+    return run_scan(args)
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from kiosk.live_cli import bench_arguments
+
+    bench_arguments(parser)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from kiosk.live_cli import run_bench
+
+    return run_bench(args)
+
+
+# Later subcommands (run, sync, status) register here.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "classify": Subcommand(
         help="classify still image files",
         add_arguments=_classify_arguments,
         run=_run_classify,
+    ),
+    "scan": Subcommand(
+        help="live scan: camera → quality gate → model → smoothed verdict",
+        add_arguments=_scan_arguments,
+        run=_run_scan,
+    ),
+    "bench": Subcommand(
+        help="measure the live loop, the int8 and float invoke, cold start and memory",
+        add_arguments=_bench_arguments,
+        run=_run_bench,
     ),
     "version": Subcommand(
         help="print the package and model versions",

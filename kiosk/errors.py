@@ -15,3 +15,7 @@ class ModelError(SkinscanError):
 
 class RuntimeUnavailableError(SkinscanError):
     """Neither LiteRT (ai-edge-litert) nor tflite-runtime can be imported."""
+
+
+class CameraError(SkinscanError):
+    """A frame source cannot be opened or stopped delivering frames; the message says which."""

