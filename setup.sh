@@ -103,9 +103,10 @@ case "$verb" in
         # Not the `pi` extra: on the Pi, picamera2 from apt (system site-packages) is the one
         # that works; PyPI's would shadow it.
         ensure_installed ""
-        # Until the live camera pipeline lands, the kiosk classifies the bundled samples.
-        log "classifying the bundled sample images with the shipped model"
-        exec "$VENV/bin/kiosk" classify tests/data/samples/*.jpg "$@"
+        # The best camera there is (picamera2, else a webcam, else the demo clip). Headless
+        # until the touchscreen UI lands: one JSON line per verdict change.
+        log "starting the kiosk (Ctrl-C to stop)"
+        exec "$VENV/bin/kiosk" scan --headless --source auto "$@"
         ;;
     *)
         die "unknown verb '$verb' (use: test, run, install)"

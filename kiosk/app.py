@@ -17,12 +17,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kiosk.camera import ResilientSource, SourceStatus
+from kiosk.conditions import DERMOSCOPIC_CONDITIONS
 from kiosk.frames import Frame
 from kiosk.model import Classifier
 from kiosk.triage import Triage, Verdict
-from kiosk.vision import GuideBox, assess_quality, crop_box, to_model_input
+from kiosk.vision import (
+    GuideBox,
+    PictureKind,
+    assess_quality,
+    classify_picture_kind,
+    crop_box,
+    to_model_input,
+)
 
-STAGES = ("wait", "crop", "gate", "preprocess", "invoke", "smoothing")
+STAGES = ("wait", "crop", "gate", "lens", "preprocess", "invoke", "smoothing")
+
+# How the pipeline learns whether the dermoscope lens is on: "auto" looks for its dark circular
+# field in every frame, "dermoscopic" / "clinical" are set by the operator, "off" never asks
+# (replayed clips, whose pictures are cropped inside the dermoscope's field).
+LENS_MODES = ("auto", "dermoscopic", "clinical", "off")
+# A vignette seen this recently counts: a frame or two without it (a finger, glare) is not
+# "the lens came off".
+LENS_MEMORY_S = 1.0
+ATTACH_DERMOSCOPE = "attach_dermoscope"
 
 
 class StageTimes:
@@ -58,6 +75,8 @@ class Snapshot:
     source: SourceStatus
     frames_seen: int  # frames the inference thread processed (gated or not)
     frames_gated: int  # of those, frames that passed the quality gate and reached the model
+    picture_kind: PictureKind | None = None  # None when the lens mode is "off"
+    hints: tuple[str, ...] = ()  # advice codes beyond the gate's, e.g. "attach_dermoscope"
 
 
 @dataclass
@@ -78,7 +97,13 @@ class LivePipeline:
         triage: Triage,
         guide: GuideBox | None = None,
         on_verdict: Callable[[Verdict, Frame], None] | None = None,
+        lens: str = "auto",
     ) -> None:
+        if lens not in LENS_MODES:
+            raise ValueError(f"lens mode must be one of {LENS_MODES}, got {lens!r}")
+        self.lens = lens
+        self._dermoscope_seen_at: float | None = None
+        self._picture_kind: PictureKind | None = None
         self.source = source
         self.classifier = classifier
         self.triage = triage
@@ -123,7 +148,34 @@ class LivePipeline:
                 source=self.source.status,
                 frames_seen=self._counts.seen,
                 frames_gated=self._counts.gated,
+                picture_kind=self._picture_kind,
+                hints=self._hints(self._verdict),
             )
+
+    def _hints(self, verdict: Verdict | None) -> tuple[str, ...]:
+        """A lesion verdict on a picture taken without the dermoscope asks for the lens: those
+        conditions were learned from dermoscopic pictures only."""
+        if (
+            verdict is not None
+            and self._picture_kind == PictureKind.CLINICAL
+            and verdict.label in DERMOSCOPIC_CONDITIONS
+        ):
+            return (ATTACH_DERMOSCOPE,)
+        return ()
+
+    def _update_picture_kind(self, frame: Frame) -> None:
+        if self.lens == "off":
+            return
+        if self.lens != "auto":
+            self._picture_kind = PictureKind(self.lens)
+            return
+        if classify_picture_kind(frame.image) == PictureKind.DERMOSCOPIC:
+            self._dermoscope_seen_at = frame.timestamp
+        recent = (
+            self._dermoscope_seen_at is not None
+            and frame.timestamp - self._dermoscope_seen_at <= LENS_MEMORY_S
+        )
+        self._picture_kind = PictureKind.DERMOSCOPIC if recent else PictureKind.CLINICAL
 
     @property
     def dropped_frames(self) -> int:
@@ -170,6 +222,8 @@ class LivePipeline:
         lap("crop")
         quality = assess_quality(crop)
         lap("gate")
+        self._update_picture_kind(frame)
+        lap("lens")
         if quality.ok:
             image = to_model_input(crop, self.classifier.input_side)
             lap("preprocess")

@@ -42,3 +42,11 @@ URGENCY_BY_CONDITION: dict[str, Urgency] = {
 # The classes whose summed probability drives the urgent-referral threshold: missing one of
 # these is the worst failure the kiosk can make, so triage may flag more than top-1 does.
 URGENT_CONDITIONS: tuple[str, ...] = ("melanoma", "basal_cell_carcinoma")
+
+# Learned from dermoscopic pictures: without the dermoscope lens the kiosk asks for it.
+DERMOSCOPIC_CONDITIONS: tuple[str, ...] = (
+    "melanoma",
+    "basal_cell_carcinoma",
+    "actinic_keratosis",
+    "dermatofibroma",
+)

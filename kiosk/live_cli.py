@@ -38,6 +38,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_lens(source_spec: str) -> str:
+    """Replayed pictures are cropped inside the dermoscope's field: never ask for the lens."""
+    return "off" if source_spec.split(":", 1)[0] in ("replay", "demo") else "auto"
+
+
 def build_pipeline(args: argparse.Namespace):
     from kiosk.app import LivePipeline
     from kiosk.camera import resilient_source
@@ -46,7 +51,8 @@ def build_pipeline(args: argparse.Namespace):
 
     classifier = Classifier.open(getattr(args, "model", None), num_threads=args.threads)
     source = resilient_source(args.source, fps=args.fps or None)
-    return LivePipeline(source, classifier, Triage(classifier.thresholds))
+    lens = getattr(args, "lens", None) or default_lens(args.source)
+    return LivePipeline(source, classifier, Triage(classifier.thresholds), lens=lens)
 
 
 def _verdict_line(snapshot, started: float) -> dict[str, Any]:
@@ -64,6 +70,7 @@ def _verdict_line(snapshot, started: float) -> dict[str, Any]:
     row |= {
         "stable": bool(v and v.stable),
         "quality": list(v.quality) if v else [],
+        "hints": list(snapshot.hints),
         "camera": snapshot.source.state,
     }
     return row
@@ -109,6 +116,12 @@ def scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--headless", action="store_true", help="no screen: print JSON lines")
     add_source_arguments(parser)
     parser.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    parser.add_argument(
+        "--lens",
+        choices=("auto", "dermoscopic", "clinical", "off"),
+        help="dermoscope lens: detect it (auto; default for cameras), say it is on or off, or "
+        "never ask (off; default for replays)",
+    )
     parser.add_argument("--model", metavar="PATH", help="model metadata .json or .tflite")
     parser.add_argument("--threads", type=int, default=2)
 

@@ -30,7 +30,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from kiosk.imaging import square_resize
+from kiosk.imaging import centre_square, square_resize
 
 MODEL_SIDE = 224
 
@@ -368,6 +368,18 @@ def dermoscope_field(image: np.ndarray) -> DermoscopeField:
     """Look for a dermoscope's vignette (dark corners outside a bright centred circle) in a
     whole camera frame (not the guide-box crop: the vignette lies at the frame's corners)."""
     _check_rgb(image)
+    # Looked for in the whole frame and in its centre square. A 4:3 camera frame whose lens
+    # circle is inscribed in its height falls short of the limits below on the whole frame
+    # (radius 0.6 of the half-diagonal, 41 % dark) but fits them in the centre square; a circle
+    # wider than the frame's height is only seen on the whole frame.
+    whole = _dermoscope_field(image)
+    if whole.detected or image.shape[0] == image.shape[1]:
+        return whole
+    square = _dermoscope_field(centre_square(image))
+    return square if square.detected or square.score > whole.score else whole
+
+
+def _dermoscope_field(image: np.ndarray) -> DermoscopeField:
     gray = cv2.cvtColor(_small(image, DERMOSCOPE_SIDE), cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
     ring, outside, central = _radius_rings(h, w)

@@ -168,3 +168,53 @@ def test_bench_reports_the_contract_keys():
         "stage_ms"
     ].keys()
     assert np.isfinite(result["frame_over_invoke"])
+
+
+def with_vignette(image: np.ndarray) -> np.ndarray:
+    """The frame as a 4:3 camera sees it through a clip-on dermoscope: the picture inside a
+    circle inscribed in the frame's height, black around it."""
+    h, w = image.shape[:2]
+    frame = np.zeros((h, w * 4 // 3, 3), np.uint8)
+    left = (frame.shape[1] - w) // 2
+    frame[:, left : left + w] = image
+    yy, xx = np.mgrid[:h, : frame.shape[1]]
+    frame[np.hypot(yy - h / 2, xx - frame.shape[1] / 2) > 0.49 * h] = 0
+    return frame
+
+
+def melanoma_frames() -> list[Frame]:
+    seg = next(s for s in clip_segments() if s.label == "melanoma")
+    return [
+        f for i, f in enumerate(clip_frames()) if seg.start <= i < seg.end and i not in seg.blurred
+    ]
+
+
+def run_lens(classifier, frames: list[Frame], lens: str):
+    pipeline = LivePipeline(NoSource(), classifier, Triage(classifier.thresholds), lens=lens)
+    pipeline.source.status = None
+    for f in frames:
+        pipeline.process(f)
+    return pipeline.snapshot()
+
+
+def test_a_mole_without_the_dermoscope_asks_for_the_lens(classifier):
+    snap = run_lens(classifier, melanoma_frames(), "auto")
+    assert str(snap.picture_kind) == "clinical"
+    assert snap.hints == ("attach_dermoscope",)
+
+
+def test_the_dermoscope_vignette_is_recognised(classifier):
+    frames = [Frame(with_vignette(f.image), f.timestamp, f.sequence) for f in melanoma_frames()]
+    snap = run_lens(classifier, frames, "auto")
+    assert str(snap.picture_kind) == "dermoscopic"
+    assert snap.hints == ()
+
+
+def test_lens_off_and_operator_modes(classifier):
+    frames = melanoma_frames()
+    assert run_lens(classifier, frames, "off").hints == ()
+    assert run_lens(classifier, frames, "off").picture_kind is None
+    assert run_lens(classifier, frames, "dermoscopic").hints == ()
+    assert run_lens(classifier, frames, "clinical").hints == ("attach_dermoscope",)
+    with pytest.raises(ValueError, match="lens mode"):
+        LivePipeline(NoSource(), classifier, Triage(classifier.thresholds), lens="maybe")
