@@ -39,7 +39,7 @@ def _error(message: str) -> None:
     print(f"kiosk: error: {message}", file=sys.stderr, flush=True)
 
 
-def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="PATH",
@@ -63,7 +63,7 @@ def _positive_int(value: str) -> int:
 
 def _classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
-    _add_model_argument(parser)
+    add_model_argument(parser)
     parser.add_argument(
         "--threads", type=_positive_int, default=2, metavar="N", help="interpreter threads"
     )
@@ -124,7 +124,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def _version_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_argument(parser)
+    add_model_argument(parser)
 
 
 def package_version() -> str:

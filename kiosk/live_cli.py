@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from kiosk.cli import add_model_argument
 from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
 
 HEADLESS_POLL_S = 0.02
@@ -122,7 +123,7 @@ def scan_arguments(parser: argparse.ArgumentParser) -> None:
         help="dermoscope lens: detect it (auto; default for cameras), say it is on or off, or "
         "never ask (off; default for replays)",
     )
-    parser.add_argument("--model", metavar="PATH", help="model metadata .json or .tflite")
+    add_model_argument(parser)
     parser.add_argument("--threads", type=int, default=2)
 
 
@@ -155,7 +156,7 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--invokes", type=int, default=100, help="bare invokes per model")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", metavar="PATH", help="model metadata .json or .tflite")
+    add_model_argument(parser)
 
 
 def _median_invoke_ms(classifier, image, n: int) -> float:

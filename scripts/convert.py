@@ -27,9 +27,11 @@ MAX_PORT_DIFFERENCE = 1e-3
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from scripts_common import add_data_arguments
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_data_arguments(ap)
     ap.add_argument("--weights", type=Path, default=Path("runs/train/model.pt"))
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("models"))
     ap.add_argument("--version", default=dt.date.today().isoformat())
     ap.add_argument(
@@ -38,9 +40,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=300,
         help="training images used to calibrate int8 ranges",
     )
-    ap.add_argument("--seed", type=int, default=0, help="split seed (as in train.py)")
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--limit-per-class", type=int, default=0)
     ap.add_argument(
         "--training-note",
         default="",

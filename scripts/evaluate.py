@@ -38,14 +38,16 @@ TARGETS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from scripts_common import add_data_arguments
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_data_arguments(ap)
     ap.add_argument(
         "--model",
         type=Path,
         default=None,
         help="metadata JSON or a .tflite beside it (default: models/skinscan.json)",
     )
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument(
         "--out-dir",
         type=Path,
@@ -66,9 +68,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--max-abstain-rate", type=float, default=0.10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument("--limit-per-class", type=int, default=0)
     return ap.parse_args(argv)
 
 

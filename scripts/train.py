@@ -47,24 +47,13 @@ RECIPES = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from scripts_common import add_data_arguments
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument(
-        "--data",
-        type=Path,
-        default=Path("../shared/data"),
-        help="folder holding skin/ and skin_extra/ (default ../shared/data)",
-    )
+    add_data_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("runs/train"))
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="cpu")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-fraction", type=float, default=0.2)
-    ap.add_argument(
-        "--limit-per-class",
-        type=int,
-        default=0,
-        help="use at most N images per folder class (smoke tests)",
-    )
     ap.add_argument("--head-epochs", type=int)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--first-trainable-block", type=int)

@@ -130,14 +130,13 @@ def metadata_for(int8_path: Path, float_path: Path) -> dict[str, Any]:
 def _build_tiny_model(directory: Path) -> TinyModel:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    import tensorflow as tf
+
+    from cloud.training.lite0_keras import normalise_nhwc as normalise
+    from cloud.training.tflite_export import convert_float, convert_int8
 
     keras.utils.set_random_seed(0)
     train_x, train_y = synthetic_images(84, seed=1)
     held_x, held_y = synthetic_images(28, seed=2)
-
-    def normalise(x: np.ndarray) -> np.ndarray:
-        return (x.astype(np.float32) - MEAN) / STD
 
     inputs = keras.Input((SIDE, SIDE, 3))
     h = keras.layers.Conv2D(8, 3, strides=4, activation="relu")(inputs)
@@ -151,27 +150,13 @@ def _build_tiny_model(directory: Path) -> TinyModel:
     )
     model.fit(normalise(train_x), train_y, epochs=8, batch_size=14, verbose=0)
 
-    rng = np.random.default_rng(3)
-
-    def representative_dataset():
-        for x in train_x[:28]:
-            yield [normalise(x[None])]
-        for _ in range(4):  # full 0..255 range, so the input scale is exactly 1/128
-            yield [normalise(rng.integers(0, 256, (1, SIDE, SIDE, 3)))]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
     int8_path = directory / INT8_NAME
     with warnings.catch_warnings():
         # "Statistics for quantized inputs were expected": the representative dataset sets them.
         warnings.simplefilter("ignore", UserWarning)
-        int8_path.write_bytes(converter.convert())
+        int8_path.write_bytes(convert_int8(model, train_x[:28]))
     float_path = directory / FLOAT_NAME
-    float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    float_path.write_bytes(convert_float(model))
 
     metadata_path = directory / METADATA_NAME
     metadata_path.write_text(json.dumps(metadata_for(int8_path, float_path), indent=2))

@@ -526,15 +526,11 @@ class TestQualityHintsAndFallback:
         assert hint == text(f"hint.{code}", language)
         assert hint != quality_hint("something_new", language)
 
-    def test_expected_quality_codes(self):
-        assert set(QUALITY_CODES) == {
-            "blurry",
-            "too_dark",
-            "too_bright",
-            "clipped",
-            "no_skin",
-            "attach_dermoscope",
-        }
+    def test_every_gate_and_lens_code_has_its_own_hint(self):
+        from kiosk.app import ATTACH_DERMOSCOPE
+        from kiosk.vision import QualityIssue
+
+        assert set(QUALITY_CODES) == {str(i) for i in QualityIssue} | {ATTACH_DERMOSCOPE}
 
     def test_unknown_code_gets_the_generic_hint(self):
         assert quality_hint("lens_fogged", "fr") == text("hint.generic", "fr")
