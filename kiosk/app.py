@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kiosk.camera import ResilientSource, SourceStatus
 from kiosk.conditions import DERMOSCOPIC_CONDITIONS
@@ -85,8 +85,6 @@ class _Counters:
     gated: int = 0
     dropped: int = 0  # frames the camera delivered that inference never saw (sequence gaps)
     last_sequence: int | None = None
-    first_verdict_at: float | None = None
-    errors: list[str] = field(default_factory=list)
 
 
 class LivePipeline:
@@ -181,11 +179,6 @@ class LivePipeline:
     def dropped_frames(self) -> int:
         return self._counts.dropped
 
-    @property
-    def first_verdict_at(self) -> float | None:
-        """time.monotonic() of the first verdict that came from a gated frame."""
-        return self._counts.first_verdict_at
-
     def reset(self) -> None:
         """A new scan (new patient or new spot): forget the smoothed evidence."""
         with self._lock:
@@ -237,14 +230,13 @@ class LivePipeline:
                 verdict = self.triage.skip(
                     tuple(str(i) for i in quality.issues), timestamp=frame.timestamp
                 )
-        self.times.add_frame((time.perf_counter() - start) * 1000)
+        if quality.ok:  # the cost of a classified frame; a rejected one stops at the gate
+            self.times.add_frame((time.perf_counter() - start) * 1000)
         with self._lock:
             self._verdict, self._frame = verdict, frame
             self._counts.seen += 1
             if quality.ok:
                 self._counts.gated += 1
-                if self._counts.first_verdict_at is None:
-                    self._counts.first_verdict_at = time.monotonic()
         if self.on_verdict is not None:
             self.on_verdict(verdict, frame)
         return verdict

@@ -134,3 +134,29 @@ def test_evaluation_calibrates_and_reports(pipeline: Path):
     card = (pipeline / "report" / "MODEL_CARD.md").read_text()
     assert "non-commercial" in card.lower()
     assert (pipeline / "report" / "confusion_int8.png").stat().st_size > 1000
+
+
+def test_training_resumes_from_its_checkpoint(pipeline: Path):
+    """A second run with --resume and one more epoch continues where the first one stopped."""
+    run = pipeline / "run"
+    result = run_script(
+        "train.py",
+        "--data",
+        str(DATA),
+        "--limit-per-class",
+        "4",
+        "--out",
+        str(run),
+        "--head-epochs",
+        "1",
+        "--epochs",
+        "2",
+        "--cache-views",
+        "1",
+        "--batch-size",
+        "8",
+        "--resume",
+    )
+    assert "resuming after epoch 2" in result.stdout
+    history = json.loads((run / "summary.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
