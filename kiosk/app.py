@@ -39,6 +39,8 @@ LENS_MODES = ("auto", "dermoscopic", "clinical", "off")
 # A vignette seen this recently counts: a frame or two without it (a finger, glare) is not
 # "the lens came off".
 LENS_MEMORY_S = 1.0
+# The lens cannot come off faster than this; looking every frame would cost ~1 ms of each.
+LENS_CHECK_EVERY_S = 0.2
 ATTACH_DERMOSCOPE = "attach_dermoscope"
 
 
@@ -101,6 +103,7 @@ class LivePipeline:
             raise ValueError(f"lens mode must be one of {LENS_MODES}, got {lens!r}")
         self.lens = lens
         self._dermoscope_seen_at: float | None = None
+        self._lens_checked_at: float | None = None
         self._picture_kind: PictureKind | None = None
         self.source = source
         self.classifier = classifier
@@ -167,8 +170,14 @@ class LivePipeline:
         if self.lens != "auto":
             self._picture_kind = PictureKind(self.lens)
             return
-        if classify_picture_kind(frame.image) == PictureKind.DERMOSCOPIC:
-            self._dermoscope_seen_at = frame.timestamp
+        due = (
+            self._lens_checked_at is None
+            or frame.timestamp - self._lens_checked_at >= LENS_CHECK_EVERY_S
+        )
+        if due:
+            self._lens_checked_at = frame.timestamp
+            if classify_picture_kind(frame.image) == PictureKind.DERMOSCOPIC:
+                self._dermoscope_seen_at = frame.timestamp
         recent = (
             self._dermoscope_seen_at is not None
             and frame.timestamp - self._dermoscope_seen_at <= LENS_MEMORY_S

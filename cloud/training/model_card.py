@@ -156,6 +156,32 @@ def _section_model(metadata: Mapping[str, Any]) -> str:
         for k, v in metadata.items()
         if k != "classes" and not isinstance(v, Mapping) and v is not None
     ]
+    training = metadata.get("training")
+    if isinstance(training, Mapping):
+        for key in (
+            "architecture",
+            "note",
+            "recipe",
+            "minutes",
+            "port_max_logit_difference",
+            "representative_images",
+        ):
+            if training.get(key) not in (None, ""):
+                rows.append((f"training: {key}", _cell(training[key])))
+        config = training.get("config")
+        if isinstance(config, Mapping):
+            for key in (
+                "head_epochs",
+                "epochs",
+                "first_trainable_block",
+                "batch_size",
+                "lr",
+                "balance_power",
+                "label_smoothing",
+                "seed",
+            ):
+                if key in config:
+                    rows.append((f"training: {key}", _cell(config[key])))
     if not rows:
         return ""
     return "## Model\n\n" + _table(["field", "value"], rows)
@@ -394,8 +420,10 @@ def _section_limitations(extra: Mapping[str, Any]) -> str:
         "numbers are noisy.",
         '**"other" is not an all-clear.** It means none of the six conditions was recognised, '
         "not that the skin is healthy; many skin diseases were never in the training data.",
-        "**Non-skin inputs.** The model has no reliable reject class for photos that are not "
-        "of skin; the abstain threshold and the health worker are the safeguard.",
+        "**Non-skin inputs.** `other` was trained with crops of a handful of bundled photos "
+        "and synthetic textures only (see `non_skin` above for unseen scenes); that is no "
+        "reliable reject class: the quality gate's skin check, the abstain threshold and the "
+        "health worker are the safeguards.",
         "**One split.** The validation numbers come from a single lesion-disjoint split that "
         "was also used to fit the temperature and the thresholds, so they are optimistic; a "
         "separate lesion-disjoint test split is held out for the final figures.",
