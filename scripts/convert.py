@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = args.weights.parent / "summary.json"
     training = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     training.pop("history", None)
+    training.get("config", {}).pop("out_dir", None)  # a path of the training machine
     metadata = {
         "name": "skinscan-lite0",
         "version": args.version,
