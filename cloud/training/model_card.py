@@ -150,6 +150,27 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+# What the model section shows of metadata["training"] and of its training "config".
+_TRAINING_KEYS = (
+    "architecture",
+    "note",
+    "recipe",
+    "minutes",
+    "port_max_logit_difference",
+    "representative_images",
+)
+_CONFIG_KEYS = (
+    "head_epochs",
+    "epochs",
+    "first_trainable_block",
+    "batch_size",
+    "lr",
+    "balance_power",
+    "label_smoothing",
+    "seed",
+)
+
+
 def _section_model(metadata: Mapping[str, Any]) -> str:
     rows = [
         (f"`{k}`", _cell(v))
@@ -157,31 +178,13 @@ def _section_model(metadata: Mapping[str, Any]) -> str:
         if k != "classes" and not isinstance(v, Mapping) and v is not None
     ]
     training = metadata.get("training")
-    if isinstance(training, Mapping):
-        for key in (
-            "architecture",
-            "note",
-            "recipe",
-            "minutes",
-            "port_max_logit_difference",
-            "representative_images",
-        ):
-            if training.get(key) not in (None, ""):
-                rows.append((f"training: {key}", _cell(training[key])))
-        config = training.get("config")
-        if isinstance(config, Mapping):
-            for key in (
-                "head_epochs",
-                "epochs",
-                "first_trainable_block",
-                "batch_size",
-                "lr",
-                "balance_power",
-                "label_smoothing",
-                "seed",
-            ):
-                if key in config:
-                    rows.append((f"training: {key}", _cell(config[key])))
+    training = training if isinstance(training, Mapping) else {}
+    config = training.get("config")
+    for facts, keys in ((training, _TRAINING_KEYS), (config, _CONFIG_KEYS)):
+        if isinstance(facts, Mapping):
+            rows += [
+                (f"training: {k}", _cell(facts[k])) for k in keys if facts.get(k) not in (None, "")
+            ]
     if not rows:
         return ""
     return "## Model\n\n" + _table(["field", "value"], rows)
