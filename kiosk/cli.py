@@ -48,6 +48,12 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=_positive_int, default=2, metavar="N", help="interpreter threads"
+    )
+
+
 def _positive_int(value: str) -> int:
     try:
         n = int(value)
@@ -64,9 +70,7 @@ def _positive_int(value: str) -> int:
 def _classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
     add_model_argument(parser)
-    parser.add_argument(
-        "--threads", type=_positive_int, default=2, metavar="N", help="interpreter threads"
-    )
+    add_threads_argument(parser)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from kiosk.cli import add_model_argument
+from kiosk.cli import add_model_argument, add_threads_argument
 from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
 
 HEADLESS_POLL_S = 0.02
@@ -124,7 +124,7 @@ def scan_arguments(parser: argparse.ArgumentParser) -> None:
         "never ask (off; default for replays)",
     )
     add_model_argument(parser)
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -155,7 +155,7 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
         "the model for the CPU)",
     )
     parser.add_argument("--invokes", type=int, default=100, help="bare invokes per model")
-    parser.add_argument("--threads", type=int, default=2)
+    add_threads_argument(parser)
     add_model_argument(parser)
 
 

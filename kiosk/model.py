@@ -307,13 +307,14 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: type[np.intege
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """softmax(logits / temperature) in float64, numerically stable."""
+    """softmax(logits / temperature) along the last axis, in float64, numerically stable.
+
+    The one definition of the kiosk's probabilities: evaluation and calibration use it too."""
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max()
-    e = np.exp(z)
-    return e / e.sum()
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- runtime

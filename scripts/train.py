@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
+import io
 import sys
 import time
 from pathlib import Path
@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from cloud.training.negatives import non_skin_images
     from cloud.training.port_check import verify_torch_imagenet_port
-    from cloud.training.trainer import TrainConfig, TrainData, Trainer
+    from cloud.training.trainer import TrainConfig, TrainData, Trainer, save_atomic
     from kiosk.conditions import CONDITIONS, OTHER
+    from kiosk.files import atomic_write_bytes, atomic_write_json
 
     started = time.time()
     port_scores = verify_torch_imagenet_port()
@@ -175,20 +176,20 @@ def main(argv: list[str] | None = None) -> int:
         trainer.resume()
     result = trainer.fit()
 
-    import torch
-
     ema = {
         k: v.float().cpu() if v.dtype.is_floating_point else v.cpu() for k, v in trainer.ema.items()
     }
-    torch.save(ema, args.out / "model.pt")
+    save_atomic(ema, args.out / "model.pt")
     logits = trainer.predict_logits(val_images)
+    npz = io.BytesIO()
     np.savez_compressed(
-        args.out / "val_logits.npz",
+        npz,
         logits=logits,
         labels=val_labels,
         names=np.array(val_names),
         sources=np.array(val_sources),
     )
+    atomic_write_bytes(args.out / "val_logits.npz", npz.getvalue())
     summary = {
         "recipe": args.recipe,
         "classes": list(CONDITIONS),
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes": (time.time() - started) / 60,
         **result,
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(args.out / "summary.json", summary)
     print(f"done in {summary['minutes']:.1f} min → {args.out}/model.pt")
     return 0
 

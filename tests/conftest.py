@@ -8,7 +8,6 @@ compared meaningfully. It exercises the runtime's mechanics, not screening quali
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from kiosk.conditions import CONDITIONS
+from kiosk.files import sha256_file
 
 SIDE = 224
 MEAN, STD = 127.0, 128.0
@@ -44,8 +44,7 @@ PALETTE = np.array(
 )
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+sha256_of = sha256_file  # the project's own helper, under the name the tests use
 
 
 def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

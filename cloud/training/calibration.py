@@ -22,6 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from kiosk.conditions import CONDITIONS, OTHER, URGENT_CONDITIONS
+from kiosk.model import softmax  # the kiosk's own: calibration must match what it runs
+
+__all__ = ["softmax"]  # re-exported for the training scripts
 
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 
@@ -71,11 +74,6 @@ def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64) / temperature
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """softmax(logits / temperature) along the last axis, numerically stable (max-shifted)."""
-    return np.exp(log_softmax(logits, temperature))
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

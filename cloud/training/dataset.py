@@ -74,11 +74,9 @@ def split_by_lesion(
     its class: deterministic without any global RNG state, and adding images never moves an
     existing lesion across the split.
     """
-    by_class_groups: dict[str, list[str]] = {}
+    by_class_groups: dict[str, dict[str, None]] = {}  # an ordered set per class
     for r in records:
-        by_class_groups.setdefault(r.source_class, [])
-        if r.group not in by_class_groups[r.source_class]:
-            by_class_groups[r.source_class].append(r.group)
+        by_class_groups.setdefault(r.source_class, {})[r.group] = None
     val_groups: set[str] = set()
     for groups in by_class_groups.values():
         ranked = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())

@@ -8,6 +8,7 @@ validation, so the out-of-scope rate on non-skin pictures is measured on unseen 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 # Colour photographs that ship inside the scikit-image wheel (skimage.data).
@@ -28,8 +29,6 @@ def _scene(name: str) -> np.ndarray | None:
 
 
 def _crops(img: np.ndarray, count: int, side: int, rng: np.random.Generator) -> list[np.ndarray]:
-    import cv2
-
     h, w = img.shape[:2]
     out = []
     for _ in range(count):
@@ -59,8 +58,6 @@ def _textures(count: int, side: int, rng: np.random.Generator) -> list[np.ndarra
             )
         else:  # coloured noise blobs
             small = rng.integers(0, 256, (8, 8, 3)).astype(np.float32)
-            import cv2
-
             img = cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
         out.append(np.clip(img, 0, 255).astype(np.uint8))
     return out

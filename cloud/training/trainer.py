@@ -10,9 +10,9 @@ Two recipes share this code:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from cloud.training.lite0_torch import (
     set_batchnorm_eval,
 )
 from kiosk.conditions import CONDITIONS
+from kiosk.files import atomic_write_bytes
 
 INPUT_SIDE = 224
 NUM_BLOCKS = 16
@@ -75,12 +76,11 @@ def _sampling_weights(labels: np.ndarray, power: float) -> np.ndarray:
     return w / w.sum()
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
+def save_atomic(obj: object, path: Path) -> None:
+    """torch.save through kiosk.files: a crash mid-write never leaves a torn checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 class Trainer:
@@ -259,7 +259,7 @@ class Trainer:
         return {"val_accuracy": float((pred == y).mean()), "val_balanced": float(np.mean(recalls))}
 
     def _save_checkpoint(self, epoch: int, opt: torch.optim.Optimizer) -> None:
-        _save_atomic(
+        save_atomic(
             {
                 "epoch": epoch,
                 "model": self.model.state_dict(),
