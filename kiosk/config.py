@@ -143,7 +143,8 @@ def load_config(
     config = _build(KioskConfig, values, "")
     config = _apply_env(config, env)
     emulators = {
-        "firestore_emulator_host": env.get(FIRESTORE_EMULATOR_ENV) or config.firestore_emulator_host,
+        "firestore_emulator_host": env.get(FIRESTORE_EMULATOR_ENV)
+        or config.firestore_emulator_host,
         "storage_emulator_host": env.get(STORAGE_EMULATOR_ENV) or config.storage_emulator_host,
     }
     config = dataclasses.replace(config, **emulators)
@@ -193,9 +194,7 @@ def _apply_env(config: KioskConfig, env: Mapping[str, str]) -> KioskConfig:
                 out[f.name] = _coerce(raw, hints[f.name], prefix + f.name.upper())
         return out
 
-    mqtt = dataclasses.replace(
-        config.mqtt, **overrides(MqttConfig, ENV_PREFIX + "MQTT_", "mqtt.")
-    )
+    mqtt = dataclasses.replace(config.mqtt, **overrides(MqttConfig, ENV_PREFIX + "MQTT_", "mqtt."))
     return dataclasses.replace(config, mqtt=mqtt, **overrides(KioskConfig, ENV_PREFIX, ""))
 
 
