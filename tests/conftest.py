@@ -21,6 +21,8 @@ import pytest
 
 from kiosk.conditions import CONDITIONS
 from kiosk.files import sha256_file
+from tests.firebase_fixtures import *  # noqa: F403  (emulator fixtures)
+from tests.mqtt_broker import mqtt_broker  # noqa: F401  (a real Mosquitto)
 
 SIDE = 224
 MEAN, STD = 127.0, 128.0

@@ -1,0 +1,278 @@
+"""Real local servers for the tests: Google's Cloud Firestore emulator and gcp-storage-emulator.
+
+Each runs as a child process on a free loopback port and can be stopped and restarted on the
+same port (fault tests). A missing server is a loud failure: `./setup.sh test` installs both,
+and a suite that silently skipped the sync tests would prove nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = "demo-skinscan-test"
+BUCKET = "demo-skinscan-test.appspot.com"
+_JAR_NAME = "cloud-firestore-emulator.jar"
+_JAR_SEARCH = (
+    "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator",
+    "/usr/share/google-cloud-sdk/platform/cloud-firestore-emulator",
+    "/opt/google-cloud-sdk/platform/cloud-firestore-emulator",
+)
+
+
+class ServerUnavailableError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServerUnavailableError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def firestore_jar() -> Path:
+    override = os.environ.get("FIRESTORE_EMULATOR_JAR")
+    candidates = [Path(override)] if override else []
+    candidates += [Path(d) / _JAR_NAME for d in _JAR_SEARCH]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    try:
+        listing = subprocess.run(
+            ["dpkg", "-L", "google-cloud-cli-firestore-emulator"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except FileNotFoundError:
+        listing = ""
+    for line in listing.splitlines():
+        if line.endswith(_JAR_NAME):
+            return Path(line)
+    raise ServerUnavailableError(
+        "the Cloud Firestore emulator is not installed (apt package "
+        "google-cloud-cli-firestore-emulator, Java 17): run ./setup.sh test, which installs it, "
+        "or set FIRESTORE_EMULATOR_JAR"
+    )
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    command: list[str]
+    port: int
+    ready_timeout: float
+    env: dict[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / f"skinscan-{self.name}-{self.port}.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {})},
+                start_new_session=True,
+            )
+        try:
+            self.wait_ready()
+        except ServerUnavailableError as e:
+            self.stop()
+            tail = log.read_text(errors="replace")[-2000:]
+            raise ServerUnavailableError(f"{self.name} did not start: {e}\n{tail}") from None
+
+    def wait_ready(self) -> None:
+        wait_for_port(self.port, self.ready_timeout)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+        # The port must be free again before a restart binds it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class FirestoreEmulator(ServerProcess):
+    def __init__(self, port: int | None = None) -> None:
+        java = shutil.which("java")
+        if java is None:
+            raise ServerUnavailableError("Java (17+) is needed for the Firestore emulator")
+        port = port or free_port()
+        super().__init__(
+            name="firestore",
+            command=[
+                java,
+                "-cp",
+                str(firestore_jar()),
+                "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ],
+            port=port,
+            ready_timeout=60,
+        )
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/", timeout=1) as r:
+                    if r.read().strip() == b"Ok":
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise ServerUnavailableError(f"Firestore emulator not ready after {self.ready_timeout} s")
+
+    def reset(self, project: str = PROJECT) -> None:
+        request = urllib.request.Request(
+            f"http://{self.host}/emulator/v1/projects/{project}/databases/(default)/documents",
+            method="DELETE",
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            r.read()
+
+
+class StorageEmulator(ServerProcess):
+    def __init__(self, data_dir: Path, port: int | None = None, bucket: str = BUCKET) -> None:
+        port = port or free_port()
+        executable = Path(sys.executable).with_name("gcp-storage-emulator")
+        if not executable.exists():
+            raise ServerUnavailableError(
+                "gcp-storage-emulator is not installed in this environment: run ./setup.sh test"
+            )
+        # On disk (not --in-memory) so that a killed and restarted server keeps its objects.
+        super().__init__(
+            name="storage",
+            command=[
+                str(executable),
+                "start",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                f"--default-bucket={bucket}",
+                "--quiet",
+            ],
+            port=port,
+            ready_timeout=30,
+            env={"STORAGE_BASE": str(data_dir)},
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        with urllib.request.urlopen(f"{self.url}/wipe?keep-buckets=1", timeout=10) as r:
+            r.read()
+
+
+class TcpProxy:
+    """A loopback TCP relay in front of a server. Stopping it drops every connection at once,
+    exactly as the kiosk sees a server die mid-request; restarting it on the same port brings
+    the server back with its data intact. (gcp-storage-emulator itself cannot be SIGKILLed
+    for this: it rewrites its whole metadata file on every upload, non-atomically, and a kill
+    mid-write leaves it unable to start.)"""
+
+    def __init__(self, upstream_port: int, port: int | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.port = port or free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self._listener is not None:
+            return
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                target.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                # Linger 0: the peer gets a reset, not a polite end of stream.
+                s.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+                s.close()
