@@ -1,0 +1,184 @@
+"""`kiosk run`: the touchscreen kiosk, wired to the real camera, model, case store and sync.
+
+The window is fullscreen when the config says so (on the Pi with no desktop SDL uses KMS/DRM).
+The camera pipeline and the sync service run on their own threads; the UI only reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
+
+if TYPE_CHECKING:
+    from kiosk.app import LivePipeline, Snapshot
+    from kiosk.cases import CaseStore
+    from kiosk.config import KioskConfig
+    from kiosk.sync import SyncService
+    from kiosk.vision import GuideBox
+
+log = logging.getLogger(__name__)
+
+WINDOW = (800, 480)  # the official 7" touchscreen; a fullscreen window takes the display's size
+
+
+@dataclass
+class SwitchablePipeline:
+    """The live pipeline behind a lock, so Settings can swap the camera while the UI reads.
+
+    `build(spec)` makes a new, unstarted pipeline; `switch` runs on the UI's task thread
+    because opening a camera takes seconds."""
+
+    build: Callable[[str], LivePipeline]
+    current: LivePipeline
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self.current.snapshot()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.current.reset()
+
+    @property
+    def guide(self) -> GuideBox:
+        return self.current.guide
+
+    @guide.setter
+    def guide(self, value: GuideBox) -> None:
+        self.current.guide = value
+
+    def switch(self, spec: str) -> None:
+        fresh = self.build(spec)  # raises CameraError for a bad spec: the old one stays
+        fresh.guide = self.current.guide
+        fresh.start()
+        with self._lock:
+            old, self.current = self.current, fresh
+        old.stop()
+
+    def stop(self) -> None:
+        self.current.stop()
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    import pygame
+
+    from kiosk.app import LivePipeline
+    from kiosk.camera import resilient_source
+    from kiosk.cases import CaseStore
+    from kiosk.config import ConfigError, load_config, resolve_kiosk_id
+    from kiosk.live_cli import default_lens
+    from kiosk.model import Classifier
+    from kiosk.triage import Triage
+    from kiosk.ui.app import CAMERA_KEY, App, Services
+
+    try:
+        config = resolve_kiosk_id(load_config(getattr(args, "config", None)))
+        store = CaseStore.open(config)
+        model = getattr(args, "model", None) or (str(config.model) if config.model else None)
+        classifier = Classifier.open(model, num_threads=args.threads)
+    except (ConfigError, ModelError, RuntimeUnavailableError) as e:
+        print(f"kiosk: error: {e}", file=sys.stderr)
+        return 2
+
+    fps = getattr(args, "fps", None) or None  # 0 on the command line: as fast as it goes
+
+    def build(spec: str) -> LivePipeline:
+        source = resilient_source(spec, fps=fps)
+        lens = getattr(args, "lens", None) or default_lens(spec)
+        return LivePipeline(source, classifier, Triage(classifier.thresholds), lens=lens)
+
+    # A --source on the command line wins; else the camera chosen in Settings, else the config.
+    spec = getattr(args, "source", None)
+    if not spec or spec == "auto":
+        spec = store.get_value(CAMERA_KEY) or config.camera
+    try:
+        pipeline = SwitchablePipeline(build, build(spec))
+    except CameraError as e:
+        print(f"kiosk: error: {e}", file=sys.stderr)
+        return 2
+    sync = _sync_service(config, store)
+
+    pygame.init()
+    flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
+    surface = pygame.display.set_mode((0, 0) if flags else WINDOW, flags)
+    pygame.display.set_caption("Skinscan")
+    if flags:
+        pygame.mouse.set_visible(False)  # a touchscreen: no pointer on top of the picture
+    services = Services(
+        pipeline=pipeline,
+        store=store,
+        sync_status=sync.status,
+        request_sync=sync.request_sync,
+        model_version=classifier.metadata.version,
+        switch_camera=pipeline.switch,
+    )
+    app = App(services, config, surface)
+    pipeline.current.start()
+    sync.start()
+    try:
+        from kiosk.fleet import FleetLink
+
+        # systemd (READY, WATCHDOG while frames flow) and MQTT, each a no-op when not set up.
+        with FleetLink(config, pipeline.current) as fleet:
+
+            def observe() -> None:
+                snapshot = pipeline.snapshot()
+                for watch in fleet.observers:
+                    watch(snapshot)
+
+            app.run(observe=observe)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the fleet link
+        pass
+    finally:
+        sync.stop()
+        pipeline.stop()
+        store.close()
+        pygame.quit()
+    return 0
+
+
+def _sync_service(config: KioskConfig, store: CaseStore) -> SyncService:
+    from kiosk.cli import package_version
+    from kiosk.sync import SyncService
+
+    return SyncService(config, store, app_version=package_version())
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    from kiosk.cli import add_config_argument, add_model_argument, add_threads_argument
+    from kiosk.live_cli import add_source_arguments
+
+    add_source_arguments(parser)
+    parser.add_argument(
+        "--lens",
+        choices=("auto", "dermoscopic", "clinical", "off"),
+        help="dermoscope lens: detect it (auto), say it is on or off, or never ask (off)",
+    )
+    parser.add_argument("--windowed", action="store_true", help="a window, not fullscreen")
+    parser.add_argument(
+        "--screenshots",
+        metavar="DIR",
+        help="save every screen in every language as PNG under DIR (made-up data) and exit",
+    )
+    add_model_argument(parser)
+    add_threads_argument(parser)
+    add_config_argument(parser)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if getattr(args, "screenshots", None):
+        from kiosk.ui.render import render_all_screens
+
+        shots = render_all_screens(Path(args.screenshots))
+        print(f"{len(shots)} screens saved under {args.screenshots}", flush=True)
+        return 0
+    return run_ui(args)

@@ -1,0 +1,178 @@
+"""Every screen in every language, drawn offscreen and saved as PNG (for people and tests).
+
+`render_all_screens(out_dir)` builds the real App on made-up data (kiosk.ui.demo, a case store
+in a temporary folder), walks it through each screen state and saves
+`<out_dir>/<language>/<state>.png`. It returns what each frame drew, so tests can check text
+overflow, touch target sizes and mirroring on exactly the pictures a person looks at.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pygame
+
+from kiosk.cases import CaseStore
+from kiosk.config import KioskConfig
+from kiosk.sync_status import SyncStatus
+from kiosk.ui import demo
+from kiosk.ui.app import App, Capture, Services
+from kiosk.ui.canvas import Button
+from kiosk.ui.i18n import ui_languages
+from kiosk.ui.text import TextPainter, TextRecord
+
+
+@dataclass(frozen=True)
+class RenderedScreen:
+    language: str
+    state: str
+    screen: str  # the App screen's name
+    path: Path
+    size: tuple[int, int]
+    rtl: bool
+    texts: tuple[TextRecord, ...]
+    buttons: tuple[Button, ...]
+
+
+@dataclass
+class _Sync:
+    status: SyncStatus
+
+    def __call__(self) -> SyncStatus:
+        return self.status
+
+
+def _states(
+    app: App, pipeline: demo.StaticPipeline, sync: _Sync, case_id: str
+) -> dict[str, Callable[[], None]]:
+    now = datetime.now(UTC)
+
+    def scan(verdict, **kw) -> Callable[[], None]:
+        def enter() -> None:
+            pipeline.snap = demo.snapshot(verdict, **kw)
+            app.go("scan")
+
+        return enter
+
+    def report(verdict, hints: tuple[str, ...] = ()) -> Callable[[], None]:
+        def enter() -> None:
+            app.go("scan")
+            app.capture = Capture(verdict, demo.skin_picture(), hints)
+            app.go("report")
+
+        return enter
+
+    def save() -> None:
+        report(demo.verdict_for("eczema", 0.82))()
+        app.go("save")
+        screen = app.screens["save"]
+        screen.consent, screen.patient_ref, screen.body_site = True, "CL-0412", "arm"
+
+    def keyboard() -> None:
+        save()
+        app.screens["save"].edit_ref()
+
+    def queue(status: SyncStatus) -> Callable[[], None]:
+        def enter() -> None:
+            sync.status = status
+            app.go("queue")
+
+        return enter
+
+    def pin_wrong() -> None:
+        app.go("pin")
+        pin = app.screens["pin"]
+        pin.digits = "1111"
+        pin.submit()
+        pin.digits = "12"
+
+    return {
+        "scan": scan(demo.verdict_for("eczema", 0.82)),
+        "scan_hint": scan(
+            replace(demo.verdict_for("eczema", 0.6, stable=False), quality=("blurry",))
+        ),
+        "scan_urgent": scan(demo.verdict_for("melanoma", 0.66, stable=False)),
+        "scan_no_camera": scan(None, source=demo.LOST),
+        "report": report(demo.verdict_for("eczema", 0.82)),
+        "report_urgent": report(demo.verdict_for("melanoma", 0.71), hints=("attach_dermoscope",)),
+        "report_unsure": report(demo.verdict_for("acne", 0.38)),
+        "report_long": report(demo.verdict_for("actinic_keratosis", 0.77)),
+        "save": save,
+        "keyboard": keyboard,
+        "queue": queue(SyncStatus(True, True, 3, now - timedelta(minutes=12), 2, 5)),
+        "queue_offline": queue(
+            SyncStatus(
+                False, False, 3, None, last_error="network unreachable", next_attempt_in_s=25
+            )
+        ),
+        "inbox": lambda: app.go("inbox"),
+        "thread": lambda: app.go("thread", case_id=case_id),
+        "pin_wrong": pin_wrong,
+        "settings": lambda: app.go("settings"),
+    }
+
+
+def render_all_screens(
+    out_dir: str | Path,
+    languages: Iterable[str] | None = None,
+    size: tuple[int, int] = (800, 480),
+    states: Sequence[str] | None = None,
+) -> list[RenderedScreen]:
+    pygame.init()
+    out = Path(out_dir)
+    painter = TextPainter()  # one font cache for all frames
+    rendered: list[RenderedScreen] = []
+    for language in languages or ui_languages():
+        # A fresh store per language: opening a thread marks it read, and each language's
+        # inbox should show unread items too.
+        with tempfile.TemporaryDirectory(prefix="skinscan-ui-") as tmp:
+            rendered += _render_language(Path(tmp), out, language, size, states, painter)
+    return rendered
+
+
+def _render_language(
+    tmp: Path,
+    out: Path,
+    language: str,
+    size: tuple[int, int],
+    states: Sequence[str] | None,
+    painter: TextPainter,
+) -> list[RenderedScreen]:
+    rendered = []
+    config = KioskConfig(data_dir=tmp, kiosk_id="kiosk-demo01", language=language)
+    with CaseStore.open(config) as store:
+        case_ids = demo.fill_store(store)
+        pipeline = demo.StaticPipeline(demo.snapshot(None))
+        sync = _Sync(SyncStatus.offline(3))
+        services = Services(pipeline, store, sync, lambda: None, "demo-1")
+        app = App(services, config, pygame.Surface(size), painter=painter)
+        table = _states(app, pipeline, sync, case_ids[1])
+        try:
+            for state in states or table:
+                table[state]()
+                app.step()
+                path = out / language / f"{state}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pygame.image.save(app.surface, str(path))
+                ui = app.last_ui
+                assert ui is not None
+                rendered.append(
+                    RenderedScreen(
+                        language,
+                        state,
+                        app.screen.name if app.modal is None else "keyboard",
+                        path,
+                        size,
+                        app.strings.rtl,
+                        tuple(ui.texts),
+                        tuple(ui.buttons),
+                    )
+                )
+                app.close_keyboard()
+        finally:
+            app.tasks.close()
+    return rendered

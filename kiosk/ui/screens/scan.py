@@ -1,0 +1,202 @@
+"""Scan: the live preview with its guide box, quality hints, the current best match, Capture."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pygame
+
+from kiosk.camera import MESSAGES as CAMERA_MESSAGES
+from kiosk.conditions import Urgency
+from kiosk.triage import advice_for, quality_hint
+from kiosk.ui import theme
+from kiosk.ui.app import Capture
+from kiosk.ui.pictures import fit_size, to_surface
+from kiosk.ui.screens.base import MARGIN, Screen
+
+if TYPE_CHECKING:
+    from kiosk.app import Snapshot
+    from kiosk.ui.canvas import Ui
+    from kiosk.ui.text import TextRecord
+
+PANEL_W = 250  # design units: the result panel beside the preview
+_MESSAGE_KEYS = {message: key for key, message in CAMERA_MESSAGES.items()}
+
+
+class ScanScreen(Screen):
+    name = "scan"
+    tab = "scan"
+
+    def __init__(self, app) -> None:
+        super().__init__(app)
+        self.snapshot: Snapshot | None = None
+        self._preview_key: tuple[int, int, tuple[int, int]] | None = None
+        self._preview: pygame.Surface | None = None
+        self._preview_rect = pygame.Rect(0, 0, 0, 0)
+
+    def enter(self, **options: object) -> None:
+        self.app.capture = None
+
+    def update(self) -> None:
+        self.snapshot = self.app.services.pipeline.snapshot()
+
+    # ---- actions --------------------------------------------------------------------------
+
+    def capture(self) -> None:
+        snap = self.snapshot
+        if snap is None or snap.verdict is None or snap.verdict.decision is None:
+            return
+        if snap.frame is None:
+            return
+        self.app.capture = Capture(snap.verdict, snap.frame.image, snap.hints)
+        self.app.go("report")
+
+    def tap(self, pos: tuple[int, int]) -> None:
+        """A tap on the preview moves the guide box there (the model reads what is inside)."""
+        pipeline = self.app.services.pipeline
+        r = self._preview_rect
+        if r.width and r.collidepoint(pos) and hasattr(pipeline, "guide"):
+            fx, fy = (pos[0] - r.left) / r.width, (pos[1] - r.top) / r.height
+            pipeline.guide = pipeline.guide.at(fx, fy)
+
+    # ---- drawing --------------------------------------------------------------------------
+
+    def draw(self, ui: Ui) -> None:
+        snap = self.snapshot or self.app.services.pipeline.snapshot()
+        bottom = self.content_height(ui) - MARGIN
+        area = ui.rect(MARGIN, MARGIN, ui.W - PANEL_W - 3 * MARGIN, bottom - MARGIN)
+        self._draw_preview(ui, snap, area)
+        self._draw_panel(ui, snap, ui.W - PANEL_W - MARGIN, bottom)
+
+    def _draw_preview(self, ui: Ui, snap: Snapshot, area: pygame.Rect) -> None:
+        ui.fill(area, theme.OVERLAY_DARK, radius=6)
+        frame = snap.frame
+        live = snap.source.state == "live" and frame is not None
+        if frame is not None:
+            image = frame.display
+            size = fit_size(image.shape, area)
+            rect = pygame.Rect((0, 0), size)
+            rect.center = area.center
+            key = (frame.sequence, id(image), size)
+            if key != self._preview_key:
+                self._preview = to_surface(image, size)
+                self._preview_key = key
+            ui.surface.blit(self._preview, rect)
+            self._preview_rect = rect
+            self._draw_guide(ui, rect)
+        if not live:
+            key = _MESSAGE_KEYS.get(snap.source.message, snap.source.state)
+            text = ui.t(f"camera.{key}") if ui.strings.has(f"camera.{key}") else snap.source.message
+            icon = ui.rect(0, 0, 56, 56)
+            icon.center = (area.centerx, area.centery - ui.px(40))
+            ui.icon("camera", icon, (255, 255, 255))
+            box = pygame.Rect(
+                area.left + ui.px(16), area.centery, area.width - ui.px(32), ui.px(80)
+            )
+            ui.text(text, box, size=theme.HEAD, color=(255, 255, 255), align="center")
+            return
+        self._draw_hint(ui, snap, area)
+
+    def _draw_guide(self, ui: Ui, preview: pygame.Rect) -> None:
+        guide = getattr(self.app.services.pipeline, "guide", None)
+        if guide is None:
+            return
+        x, y, w, h = guide.rect(preview.width, preview.height)
+        box = pygame.Rect(preview.left + x, preview.top + y, w, h)
+        # Dark then light outline: visible on pale and on dark skin alike.
+        pygame.draw.rect(ui.surface, theme.OVERLAY_DARK, box.inflate(ui.px(4), ui.px(4)), ui.px(5))
+        pygame.draw.rect(ui.surface, theme.GUIDE, box, ui.px(3))
+
+    def _draw_hint(self, ui: Ui, snap: Snapshot, area: pygame.Rect) -> None:
+        verdict = snap.verdict
+        codes = (*(verdict.quality if verdict else ()), *snap.hints)
+        if codes:
+            text = quality_hint(codes[0], ui.strings.language)
+        elif verdict is None or verdict.decision is None:
+            text = ui.t("scan.aim")
+        else:
+            return
+        strip = pygame.Rect(area.left, area.bottom - ui.px(74), area.width, ui.px(74))
+        ui.fill(strip, theme.OVERLAY_DARK)
+        icon = pygame.Rect(0, 0, ui.px(34), ui.px(34))
+        icon.centery = strip.centery
+        pad = ui.px(12)
+        if ui.rtl:
+            icon.right = strip.right - pad
+            box = pygame.Rect(
+                strip.left + pad, strip.top, icon.left - pad - strip.left - pad, strip.height
+            )
+        else:
+            icon.left = strip.left + pad
+            box = pygame.Rect(
+                icon.right + pad, strip.top, strip.right - pad - icon.right - pad, strip.height
+            )
+        ui.icon("warning" if codes else "info", icon, theme.PRESSED if codes else (255, 255, 255))
+        ui.text(
+            text,
+            box.inflate(0, -ui.px(6)),
+            size=theme.BODY,
+            min_size=theme.MIN,
+            color=(255, 255, 255),
+            valign="middle",
+        )
+
+    def _draw_panel(self, ui: Ui, snap: Snapshot, x: float, bottom: float) -> None:
+        verdict = snap.verdict
+        lang = ui.strings.language
+        w = PANEL_W
+        y = MARGIN
+        ui.text(ui.t("scan.best_match"), ui.rect(x, y, w, 28), size=theme.SMALL, color=theme.MUTED)
+        y += 30
+        decision = verdict.decision if verdict else None
+        title = advice_for(verdict, lang).title if verdict else ui.advice("scanning.title")
+        record = ui.text(
+            title, ui.rect(x, y, w, 96), size=theme.HEAD, min_size=theme.SMALL, bold=True
+        )
+        y = _below(ui, record, y) + 10
+        if decision is not None and not decision.abstained:
+            ui.bar(ui.rect(x, y, w, 22), decision.confidence, theme.PRIMARY)
+            y += 26
+            pct = ui.strings.percent(decision.confidence)
+            ui.text(ui.t("scan.confidence", pct=pct), ui.rect(x, y, w, 30), size=theme.SMALL)
+            y += 32
+        if decision is not None:
+            steady = bool(verdict and verdict.stable)
+            icon = ui.rect(x, y + 2, 26, 26)
+            ui.icon("check" if steady else "clock", icon, theme.OK if steady else theme.MUTED)
+            ui.text(
+                ui.t("scan.steady" if steady else "scan.checking"),
+                ui.rect(x + 32, y, w - 32, 30),
+                size=theme.SMALL,
+            )
+            y += 38
+        capture_h = 84
+        if decision is not None and decision.urgency is Urgency.URGENT:
+            # Urgent is shown the moment it appears, not only once captured.
+            box_h = bottom - capture_h - 8 - y
+            style = theme.URGENCY_STYLES[Urgency.URGENT]
+            ui.fill(ui.rect(x, y, w, box_h), style.background, radius=6)
+            ui.icon(style.icon, ui.rect(x + 8, y + 8, 30, 30), style.text)
+            ui.text(
+                ui.t("scan.urgent"),
+                ui.rect(x + 44, y + 4, w - 50, box_h - 8),
+                size=theme.SMALL,
+                min_size=theme.MIN,
+                color=style.text,
+                bold=True,
+            )
+        ui.button(
+            "capture",
+            ui.rect(x, bottom - capture_h, w, capture_h),
+            ui.t("scan.capture"),
+            self.capture,
+            style="primary",
+            icon="camera",
+            enabled=decision is not None and snap.frame is not None,
+            size=theme.HEAD,
+        )
+
+
+def _below(ui: Ui, record: TextRecord, y: float) -> float:
+    """The design-unit y just below a text's ink (or `y` for blank text)."""
+    return y if record.ink is None else record.ink.bottom / ui.layout.scale
