@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -291,10 +292,13 @@ class CaseStore:
         self.images_dir = Path(images_dir)
         self.kiosk_id = kiosk_id
         self.min_free_mb = min_free_mb
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.images_dir.mkdir(parents=True, exist_ok=True)
-        # Health images: only the kiosk's own user may read them.
+        # Health data: only the kiosk's own user may read any of it. The database file is
+        # made private before SQLite opens it, and its WAL files inherit that mode.
+        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.images_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.images_dir.chmod(0o700)
+        os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.db_path.chmod(0o600)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -309,7 +313,6 @@ class CaseStore:
                 self._create_schema()
         except sqlite3.DatabaseError as e:
             raise CaseStoreError(f"case database {self.db_path} is unusable: {e}") from None
-        self.db_path.chmod(0o600)
         self._remove_orphan_images()
 
     @classmethod

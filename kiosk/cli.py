@@ -48,6 +48,15 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings file (TOML; default /etc/skinscan/kiosk.toml when it exists); "
+        "SKINSCAN_* environment variables override it",
+    )
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=_positive_int, default=2, metavar="N", help="interpreter threads"
@@ -183,8 +192,35 @@ def _run_bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
-# Later subcommands (run, sync, status) register here.
+def _ui_arguments(parser: argparse.ArgumentParser) -> None:
+    from kiosk.ui.launch import run_arguments
+
+    run_arguments(parser)
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from kiosk.ui.launch import run_command
+
+    return run_command(args)
+
+
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """A function imported on first call, so `kiosk --help` stays fast."""
+
+    def call(arg: Any) -> Any:
+        from importlib import import_module
+
+        return getattr(import_module(module), name)(arg)
+
+    return call
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
+    "run": Subcommand(
+        help="the touchscreen kiosk: scan, report, save cases, queue, inbox, settings",
+        add_arguments=_ui_arguments,
+        run=_run_ui,
+    ),
     "classify": Subcommand(
         help="classify still image files",
         add_arguments=_classify_arguments,
@@ -199,6 +235,31 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         help="measure the live loop, the int8 and float invoke, cold start and memory",
         add_arguments=_bench_arguments,
         run=_run_bench,
+    ),
+    "case": Subcommand(
+        help="save a case from an image file (case add), or add a note to one (case note)",
+        add_arguments=_lazy("kiosk.case_cli", "case_arguments"),
+        run=_lazy("kiosk.case_cli", "run_case"),
+    ),
+    "cases": Subcommand(
+        help="list saved cases, newest first",
+        add_arguments=_lazy("kiosk.case_cli", "cases_arguments"),
+        run=_lazy("kiosk.case_cli", "run_cases"),
+    ),
+    "sync": Subcommand(
+        help="upload queued cases and fetch results, reviews, messages and model updates",
+        add_arguments=_lazy("kiosk.case_cli", "sync_arguments"),
+        run=_lazy("kiosk.case_cli", "run_sync"),
+    ),
+    "status": Subcommand(
+        help="online, queue depth, last sync, model version, unread inbox",
+        add_arguments=_lazy("kiosk.case_cli", "status_arguments"),
+        run=_lazy("kiosk.case_cli", "run_status"),
+    ),
+    "model": Subcommand(
+        help="show the running model, or roll back to the previous release",
+        add_arguments=_lazy("kiosk.case_cli", "model_arguments"),
+        run=_lazy("kiosk.case_cli", "run_model"),
     ),
     "version": Subcommand(
         help="print the package and model versions",
