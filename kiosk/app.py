@@ -194,6 +194,14 @@ class LivePipeline:
             self.triage.reset()
             self._verdict = None
 
+    def replace_classifier(self, classifier: Classifier) -> None:
+        """Take a newly installed model release without stopping the camera. The smoothing
+        starts over: the old model's probabilities are not evidence for the new one."""
+        with self._lock:
+            self.classifier = classifier
+            self.triage = Triage(classifier.thresholds, self.triage.config)
+            self._verdict = None
+
     # ---- threads ------------------------------------------------------------------------
 
     def _inference_loop(self) -> None:
@@ -227,12 +235,18 @@ class LivePipeline:
         self._update_picture_kind(frame)
         lap("lens")
         if quality.ok:
-            image = to_model_input(crop, self.classifier.input_side)
+            classifier = self.classifier  # one model for the whole frame, even mid-swap
+            image = to_model_input(crop, classifier.input_side)
             lap("preprocess")
-            prediction = self.classifier.predict(image)
+            prediction = classifier.predict(image)
             lap("invoke")
             with self._lock:
-                verdict = self.triage.update(prediction.probabilities, timestamp=frame.timestamp)
+                if classifier is self.classifier:
+                    verdict = self.triage.update(
+                        prediction.probabilities, timestamp=frame.timestamp
+                    )
+                else:  # the model changed during this frame: its answer is not evidence
+                    verdict = self.triage.skip((), timestamp=frame.timestamp)
             lap("smoothing")
         else:
             with self._lock:

@@ -8,7 +8,7 @@ One pass, in this order, each step safe to repeat after a crash at any instant:
 2. outgoing messages, likewise with ids made on the kiosk;
 3. catch-up: a query for our cases and messages changed since the last watermark (reviews,
    cloud results, dermatologists' replies);
-4. the heartbeat document, the model-release check, and the local retention rule.
+4. the model-release check, the heartbeat document, and the local retention rule.
 
 While `run_forever` is online it also keeps Firestore listeners on the same queries, so a
 review reaches the kiosk within seconds; after a disconnect the next pass's catch-up query
@@ -185,9 +185,9 @@ class SyncService:
             self._upload_cases(clients, pending, report)
             self._send_messages(clients, report)
             report.remote_updates += self.catch_up(clients)
-            self._heartbeat(clients)
             update = self.updater.check(clients)
             report.model_installed, report.model_rejected = update.installed, update.rejected
+            self._heartbeat(clients)
             report.images_removed = self.store.apply_retention(self.config.retention_days)
             now = utc_now()
             self.store.set_value(LAST_SYNC_KEY, now.isoformat())

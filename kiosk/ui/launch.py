@@ -77,13 +77,14 @@ def run_ui(args: argparse.Namespace) -> int:
     from kiosk.config import ConfigError, load_config, resolve_kiosk_id
     from kiosk.live_cli import default_lens
     from kiosk.model import Classifier
+    from kiosk.model_updates import active_metadata_path
     from kiosk.triage import Triage
     from kiosk.ui.app import CAMERA_KEY, App, Services
 
     try:
         config = resolve_kiosk_id(load_config(getattr(args, "config", None)))
         store = CaseStore.open(config)
-        model = getattr(args, "model", None) or (str(config.model) if config.model else None)
+        model = getattr(args, "model", None) or active_metadata_path(config)
         classifier = Classifier.open(model, num_threads=args.threads)
     except (ConfigError, ModelError, RuntimeUnavailableError) as e:
         print(f"kiosk: error: {e}", file=sys.stderr)
@@ -91,10 +92,13 @@ def run_ui(args: argparse.Namespace) -> int:
 
     fps = getattr(args, "fps", None) or None  # 0 on the command line: as fast as it goes
 
+    running = {"classifier": classifier}  # replaced when a model release is installed
+
     def build(spec: str) -> LivePipeline:
         source = resilient_source(spec, fps=fps)
         lens = getattr(args, "lens", None) or default_lens(spec)
-        return LivePipeline(source, classifier, Triage(classifier.thresholds), lens=lens)
+        model = running["classifier"]
+        return LivePipeline(source, model, Triage(model.thresholds), lens=lens)
 
     # A --source on the command line wins; else the camera chosen in Settings, else the config.
     spec = getattr(args, "source", None)
@@ -105,7 +109,20 @@ def run_ui(args: argparse.Namespace) -> int:
     except CameraError as e:
         print(f"kiosk: error: {e}", file=sys.stderr)
         return 2
-    sync = _sync_service(config, store)
+
+    def take_new_model(metadata_path: Path) -> None:
+        # Called on the sync thread after a verified release is installed: the camera keeps
+        # running and the next frame uses the new model.
+        try:
+            fresh = Classifier.open(metadata_path, num_threads=args.threads)
+        except (ModelError, RuntimeUnavailableError) as e:
+            log.error("installed model does not load, keeping the running one: %s", e)
+            return
+        running["classifier"] = fresh
+        pipeline.current.replace_classifier(fresh)
+        services.model_version = fresh.metadata.version
+
+    sync = _sync_service(config, store, take_new_model)
 
     pygame.init()
     flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
@@ -146,11 +163,15 @@ def run_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sync_service(config: KioskConfig, store: CaseStore) -> SyncService:
+def _sync_service(
+    config: KioskConfig, store: CaseStore, on_model_installed: Callable[[Path], None]
+) -> SyncService:
     from kiosk.cli import package_version
     from kiosk.sync import SyncService
 
-    return SyncService(config, store, app_version=package_version())
+    return SyncService(
+        config, store, on_model_installed=on_model_installed, app_version=package_version()
+    )
 
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
