@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from kiosk import cloud_schema as schema
 from kiosk.cases import Case, CaseStore, CaseStoreError, Message, utc_now
-from kiosk.firebase import FirebaseClients, OfflineError, connect, probe
+from kiosk.firebase import (
+    CredentialsError,
+    FirebaseClients,
+    OfflineError,
+    check_credentials_file,
+    connect,
+    probe,
+)
 from kiosk.model_updates import ModelUpdater
 from kiosk.sync_status import SyncStatus
 
@@ -151,6 +158,9 @@ class SyncService:
     # ---- connection ---------------------------------------------------------------------
 
     def _connect(self) -> FirebaseClients:
+        if not self.config.uses_emulators:
+            # A key that others can read is refused before anything goes on the network.
+            check_credentials_file(self.config.credentials)
         probe(self.config)
         if self._clients is None:
             self._clients = connect(self.config)
@@ -198,6 +208,9 @@ class SyncService:
                 last_error = f"model release rejected: {report.model_rejected}"
             self._with(online=True, last_sync=now, last_error=last_error, next_attempt_in_s=None)
             return report
+        except CredentialsError as e:
+            self._with(online=False, last_error=str(e))
+            raise
         except OfflineError:
             self._disconnect()
             raise
@@ -434,6 +447,10 @@ class SyncService:
                     except Exception as e:
                         log.warning("listeners not started: %s", type(e).__name__)
                 delay = self.config.sync_interval_s
+            except CredentialsError as e:
+                # Only a person can fix this (and a restart picks up the new file).
+                log.error("sync disabled: %s", e)
+                delay = BACKOFF_MAX_S
             except OfflineError as e:
                 self._stop_listeners()
                 delay = backoff_delay(self._attempt, rng)

@@ -1,0 +1,156 @@
+"""The SIGKILL fault loop, shared by tests/test_sync_faults.py (a short run in CI) and
+scripts/sync_kill_test.py (the long run).
+
+A real `kiosk sync --once` process is killed with SIGKILL at a random moment, again and again,
+while new cases and messages keep arriving; then one pass runs to the end. Afterwards Firebase
+must hold exactly one document and one object per case (bytes identical) and exactly one copy
+of every message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from kiosk import cloud_schema as schema
+from kiosk.cases import CaseStatus, CaseStore, OnDeviceResult
+from kiosk.config import KioskConfig
+from kiosk.firebase import FirebaseClients
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class KillLoopResult:
+    kills: int = 0
+    kills_mid_queue: int = 0  # kills after which some, but not all, cases were uploaded
+    cases: int = 0
+    messages: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def sync_environment(config: KioskConfig) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKINSCAN_")}
+    env.update(
+        {
+            "SKINSCAN_DATA_DIR": str(config.data_dir),
+            "SKINSCAN_KIOSK_ID": config.kiosk_id,
+            "SKINSCAN_FIREBASE_PROJECT": config.firebase_project,
+            "SKINSCAN_FIREBASE_BUCKET": config.firebase_bucket,
+            "SKINSCAN_MIN_FREE_MB": "0",
+            "SKINSCAN_SYNC_CONCURRENCY": str(config.sync_concurrency),
+            "FIRESTORE_EMULATOR_HOST": config.firestore_emulator_host or "",
+            "STORAGE_EMULATOR_HOST": config.storage_emulator_host or "",
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    return env
+
+
+def add_cases(store: CaseStore, rng: np.random.Generator, n: int) -> list[str]:
+    ids = []
+    for _ in range(n):
+        # Smooth noise compresses like a photo (tens of kB), so uploads take real time.
+        small = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+        picture = np.kron(small, np.ones((8, 8, 1), dtype=np.uint8))
+        result = OnDeviceResult("acne", 0.8, {"acne": 0.8}, False, "routine", "test")
+        ids.append(store.save_case(picture, result).case_id)
+    return ids
+
+
+def run_kill_loop(
+    config: KioskConfig,
+    store: CaseStore,
+    iterations: int,
+    seed: int = 0,
+    new_cases_per_round: int = 4,
+    max_delay_s: float = 3.0,
+) -> KillLoopResult:
+    rng = random.Random(seed)
+    pictures = np.random.default_rng(seed)
+    env = sync_environment(config)
+    result = KillLoopResult()
+    for round_no in range(iterations):
+        add_cases(store, pictures, new_cases_per_round)
+        for case in store.list_cases(limit=3):
+            if case.status != CaseStatus.SAVED and rng.random() < 0.5:
+                store.add_message(case.case_id, f"note {round_no}")
+        before = store.counts()["saved"]
+        child = subprocess.Popen(
+            [sys.executable, "-m", "kiosk", "sync", "--once"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.2, max_delay_s))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            result.kills += 1
+        child.wait(timeout=60)
+        after = store.counts()["saved"]
+        if 0 < after < before:
+            result.kills_mid_queue += 1
+    final = subprocess.run(
+        [sys.executable, "-m", "kiosk", "sync", "--once"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if final.returncode != 0:
+        result.problems.append(f"final pass failed ({final.returncode}): {final.stderr[-500:]}")
+    return result
+
+
+def check_exactly_once(store: CaseStore, clients: FirebaseClients, result: KillLoopResult) -> None:
+    """Fill result.problems with every deviation from one document + one object per case."""
+    cases = store.list_cases(limit=None)
+    result.cases = len(cases)
+    docs = {
+        d.id: d.to_dict()
+        for d in clients.db.collection(schema.CASES)
+        .where(filter=FieldFilter("kiosk_id", "==", store.kiosk_id))
+        .stream()
+    }
+    prefix = f"{schema.CASES}/{store.kiosk_id}/"
+    blobs = {b.name: b for b in clients.bucket.list_blobs(prefix=prefix)}
+    if len(docs) != len(cases):
+        result.problems.append(f"{len(docs)} documents for {len(cases)} cases")
+    if len(blobs) != len(cases):
+        result.problems.append(f"{len(blobs)} objects for {len(cases)} cases")
+    for case in cases:
+        if case.status != CaseStatus.UPLOADED:
+            result.problems.append(f"case {case.case_id} is {case.status}")
+        if case.case_id not in docs:
+            result.problems.append(f"case {case.case_id} has no document")
+        blob = blobs.get(schema.case_image_path(store.kiosk_id, case.case_id))
+        if blob is None:
+            result.problems.append(f"case {case.case_id} has no object")
+            continue
+        if hashlib.sha256(blob.download_as_bytes()).hexdigest() != case.image_sha256:
+            result.problems.append(f"case {case.case_id}: stored bytes differ")
+    for case in cases:
+        local = {m.message_id for m in store.messages(case.case_id)}
+        remote = [
+            d.id
+            for d in clients.db.collection(schema.CASES)
+            .document(case.case_id)
+            .collection(schema.MESSAGES)
+            .stream()
+        ]
+        result.messages += len(remote)
+        if sorted(remote) != sorted(local):
+            result.problems.append(f"case {case.case_id}: messages {len(remote)} != {len(local)}")
