@@ -11,31 +11,40 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kiosk.errors import ImageReadError, ModelError, RuntimeUnavailableError, SkinscanError
+from kiosk.cli import EXIT_INPUT_FAILED as EXIT_FAILED
+from kiosk.cli import EXIT_OK, EXIT_UNUSABLE
+from kiosk.cli import print_error as error
+from kiosk.errors import ImageReadError, ModelError, SkinscanError
 
 if TYPE_CHECKING:
     from kiosk.cases import Case, CaseStore
     from kiosk.config import KioskConfig
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_UNUSABLE = 2
+StoreCommand = Callable[[argparse.Namespace, "KioskConfig", "CaseStore"], int]
 
 
-def _error(message: str) -> None:
-    print(f"kiosk: error: {message}", file=sys.stderr, flush=True)
+def with_store(run: StoreCommand) -> Callable[[argparse.Namespace], int]:
+    """The command with the config loaded and the case store open (closed afterwards); a
+    config or store that cannot be used ends it with EXIT_UNUSABLE and one line."""
 
+    def command(args: argparse.Namespace) -> int:
+        from kiosk.cases import CaseStore
+        from kiosk.config import load_config, resolve_kiosk_id
 
-def _open(args: argparse.Namespace) -> tuple[KioskConfig, CaseStore]:
-    from kiosk.cases import CaseStore
-    from kiosk.config import load_config, resolve_kiosk_id
+        try:
+            config = resolve_kiosk_id(load_config(args.config))
+            store = CaseStore.open(config)
+        except SkinscanError as e:
+            error(str(e))
+            return EXIT_UNUSABLE
+        with store:
+            return run(args, config, store)
 
-    config = resolve_kiosk_id(load_config(args.config))
-    return config, CaseStore.open(config)
+    return command
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +98,8 @@ def run_case(args: argparse.Namespace) -> int:
     return _run_case_add(args)
 
 
-def _run_case_add(args: argparse.Namespace) -> int:
+@with_store
+def _run_case_add(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
     from kiosk.cases import OnDeviceResult
     from kiosk.decision import decide
     from kiosk.imaging import load_rgb, square_resize
@@ -97,44 +107,34 @@ def _run_case_add(args: argparse.Namespace) -> int:
     from kiosk.model_updates import active_metadata_path
 
     try:
-        config, store = _open(args)
         classifier = Classifier.open(args.model or active_metadata_path(config), num_threads=2)
-    except (ModelError, RuntimeUnavailableError, SkinscanError) as e:
-        _error(str(e))
+    except SkinscanError as e:  # a bad model, or no runtime
+        error(str(e))
         return EXIT_UNUSABLE
-    with store:
-        try:
-            rgb = load_rgb(args.image)
-            prediction = classifier.predict(square_resize(rgb, classifier.input_side))
-            decision = decide(prediction.probabilities, classifier.thresholds)
-            case = store.save_case(
-                rgb,
-                OnDeviceResult.from_decision(decision, classifier.metadata.version),
-                patient_ref=args.patient,
-                body_site=args.site,
-            )
-        except (ImageReadError, ValueError, SkinscanError) as e:
-            _error(str(e))
-            return EXIT_FAILED
-        if args.json:
-            print(json.dumps(case_summary(case)), flush=True)
-        else:
-            print(case.case_id, flush=True)
+    try:
+        rgb = load_rgb(args.image)
+        prediction = classifier.predict(square_resize(rgb, classifier.input_side))
+        decision = decide(prediction.probabilities, classifier.thresholds)
+        case = store.save_case(
+            rgb,
+            OnDeviceResult.from_decision(decision, classifier.metadata.version),
+            patient_ref=args.patient,
+            body_site=args.site,
+        )
+    except (ImageReadError, ValueError, SkinscanError) as e:
+        error(str(e))
+        return EXIT_FAILED
+    print(json.dumps(case_summary(case)) if args.json else case.case_id, flush=True)
     return EXIT_OK
 
 
-def _run_note(args: argparse.Namespace) -> int:
+@with_store
+def _run_note(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
     try:
-        _config, store = _open(args)
-    except SkinscanError as e:
-        _error(str(e))
-        return EXIT_UNUSABLE
-    with store:
-        try:
-            message = store.add_message(args.case_id, args.text)
-        except (ValueError, SkinscanError) as e:
-            _error(str(e))
-            return EXIT_FAILED
+        message = store.add_message(args.case_id, args.text)
+    except (ValueError, SkinscanError) as e:
+        error(str(e))
+        return EXIT_FAILED
     print(message.message_id, flush=True)
     return EXIT_OK
 
@@ -148,14 +148,9 @@ def cases_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def run_cases(args: argparse.Namespace) -> int:
-    try:
-        _config, store = _open(args)
-    except SkinscanError as e:
-        _error(str(e))
-        return EXIT_UNUSABLE
-    with store:
-        cases = store.list_cases(limit=args.limit)
+@with_store
+def run_cases(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
+    cases = store.list_cases(limit=args.limit)
     if not args.json:
         print(f"{'case':<36}  {'saved (UTC)':<19}  {'status':<10}  {'label':<22}  urgency")
     for case in cases:
@@ -182,34 +177,28 @@ def sync_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
-def run_sync(args: argparse.Namespace) -> int:
+@with_store
+def run_sync(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
     from kiosk.cli import package_version
     from kiosk.firebase import CredentialsError, OfflineError
     from kiosk.sync import SyncService
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    service = SyncService(config, store, app_version=package_version())
     try:
-        config, store = _open(args)
-    except SkinscanError as e:
-        _error(str(e))
-        return EXIT_UNUSABLE
-    with store:
-        service = SyncService(config, store, app_version=package_version())
-        try:
-            if args.once:
-                try:
-                    report = service.sync_once()
-                except OfflineError as e:
-                    _error(f"offline: {e}; {store.queue_depth()} item(s) stay queued")
-                    return EXIT_FAILED
-                print(json.dumps(report.as_dict()) if args.json else _report_line(report))
-                return EXIT_FAILED if report.failed else EXIT_OK
+        if not args.once:
             return _sync_forever(config, service)
-        except CredentialsError as e:
-            _error(str(e))
-            return EXIT_UNUSABLE
-        finally:
-            service.close()
+        report = service.sync_once()
+    except CredentialsError as e:
+        error(str(e))
+        return EXIT_UNUSABLE
+    except OfflineError as e:
+        error(f"offline: {e}; {store.queue_depth()} item(s) stay queued")
+        return EXIT_FAILED
+    finally:
+        service.close()
+    print(json.dumps(report.as_dict()) if args.json else _report_line(report), flush=True)
+    return EXIT_FAILED if report.failed else EXIT_OK
 
 
 def _report_line(report: Any) -> str:
@@ -270,14 +259,9 @@ def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
     }
 
 
-def run_status(args: argparse.Namespace) -> int:
-    try:
-        config, store = _open(args)
-    except SkinscanError as e:
-        _error(str(e))
-        return EXIT_UNUSABLE
-    with store:
-        status = kiosk_status(config, store)
+@with_store
+def run_status(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
+    status = kiosk_status(config, store)
     if args.json:
         print(json.dumps(status), flush=True)
         return EXIT_OK
@@ -316,6 +300,6 @@ def run_model(args: argparse.Namespace) -> int:
         path = active_metadata_path(config)
         print(f"{load_metadata(path).version} ({path})")
     except SkinscanError as e:
-        _error(str(e))
+        error(str(e))
         return EXIT_UNUSABLE
     return EXIT_OK

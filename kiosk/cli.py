@@ -35,7 +35,7 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
-def _error(message: str) -> None:
+def print_error(message: str) -> None:
     print(f"kiosk: error: {message}", file=sys.stderr, flush=True)
 
 
@@ -108,7 +108,7 @@ def _run_classify(args: argparse.Namespace) -> int:
     try:
         classifier = Classifier.open(args.model, num_threads=args.threads)
     except (ModelError, RuntimeUnavailableError) as e:
-        _error(str(e))
+        print_error(str(e))
         return EXIT_UNUSABLE
     failed = False
     if not args.json:
@@ -154,7 +154,7 @@ def _run_version(args: argparse.Namespace) -> int:
     try:
         metadata, variant = resolve_model(args.model)
     except ModelError as e:
-        _error(str(e))
+        print_error(str(e))
         return EXIT_UNUSABLE
     model_file = metadata.model_file(variant)
     print(
@@ -166,42 +166,6 @@ def _run_version(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
-
-
-def _scan_arguments(parser: argparse.ArgumentParser) -> None:
-    from kiosk.live_cli import scan_arguments
-
-    scan_arguments(parser)
-
-
-def _run_scan(args: argparse.Namespace) -> int:
-    from kiosk.live_cli import run_scan
-
-    return run_scan(args)
-
-
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from kiosk.live_cli import bench_arguments
-
-    bench_arguments(parser)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from kiosk.live_cli import run_bench
-
-    return run_bench(args)
-
-
-def _ui_arguments(parser: argparse.ArgumentParser) -> None:
-    from kiosk.ui.launch import run_arguments
-
-    run_arguments(parser)
-
-
-def _run_ui(args: argparse.Namespace) -> int:
-    from kiosk.ui.launch import run_command
-
-    return run_command(args)
 
 
 def _lazy(module: str, name: str) -> Callable[[Any], Any]:
@@ -218,8 +182,8 @@ def _lazy(module: str, name: str) -> Callable[[Any], Any]:
 SUBCOMMANDS: dict[str, Subcommand] = {
     "run": Subcommand(
         help="the touchscreen kiosk: scan, report, save cases, queue, inbox, settings",
-        add_arguments=_ui_arguments,
-        run=_run_ui,
+        add_arguments=_lazy("kiosk.ui.launch", "run_arguments"),
+        run=_lazy("kiosk.ui.launch", "run_command"),
     ),
     "classify": Subcommand(
         help="classify still image files",
@@ -228,13 +192,13 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "scan": Subcommand(
         help="live scan: camera → quality gate → model → smoothed verdict",
-        add_arguments=_scan_arguments,
-        run=_run_scan,
+        add_arguments=_lazy("kiosk.live_cli", "scan_arguments"),
+        run=_lazy("kiosk.live_cli", "run_scan"),
     ),
     "bench": Subcommand(
         help="measure the live loop, the int8 and float invoke, cold start and memory",
-        add_arguments=_bench_arguments,
-        run=_run_bench,
+        add_arguments=_lazy("kiosk.live_cli", "bench_arguments"),
+        run=_lazy("kiosk.live_cli", "run_bench"),
     ),
     "case": Subcommand(
         help="save a case from an image file (case add), or add a note to one (case note)",

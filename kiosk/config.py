@@ -80,9 +80,8 @@ class KioskConfig:
     model_public_key: str = ""
     retention_days: int = 30  # local image kept this long after a confirmed upload
     min_free_mb: int = 200  # refuse new cases below this much free space in data_dir
-    sync_interval_s: float = 30.0
+    sync_interval_s: float = 30.0  # between passes while online (each writes the heartbeat)
     sync_concurrency: int = 4
-    heartbeat_interval_s: float = 60.0
     connect_timeout_s: float = 5.0
     language: str = "en"
     camera: str = "auto"  # auto | picamera2 | opencv:N | replay:PATH
@@ -250,7 +249,6 @@ def _validate(config: KioskConfig) -> None:
     positive("retention_days", config.retention_days)
     positive("sync_interval_s", config.sync_interval_s)
     positive("sync_concurrency", config.sync_concurrency)
-    positive("heartbeat_interval_s", config.heartbeat_interval_s)
     positive("connect_timeout_s", config.connect_timeout_s)
     if config.min_free_mb < 0:
         raise ConfigError(f"min_free_mb must not be negative, got {config.min_free_mb}")
