@@ -9,15 +9,23 @@ Firestore
   on_device {label, confidence, probabilities {class: p}, abstained, urgency, model_version},
   urgency_rank (0 urgent … 3 none, from on_device; the console sorts on it),
   status: "uploaded" → "classified" (cloud worker) → "reviewed" (console),
-  cloud {label, confidence, probabilities, abstained, urgency, model_version, classified_at},
+  cloud {label, confidence, probabilities, abstained, urgency, model_version, classified_at,
+  worker, views} (worker: which cloud worker wrote it, so duplicates would show; views: how
+  many test-time-augmented views were averaged),
+  cloud_error {reason, sha256, worker, at} (cloud worker only: this image cannot be classified,
+  so workers stop retrying it until an image with another sha256 arrives),
   review {label, recommendation, reviewer, reviewed_at},
   lease {worker, expires_at} (cloud worker only).
 - `cases/{case_id}/messages/{message_id}`: case_id, kiosk_id, author ("health_worker" or
   "dermatologist"), author_name (reviewer's display name, "" from the kiosk), body, created_at.
   Both sides create messages with ids they made, so a retried send never duplicates.
 - `kiosks/{kiosk_id}`: kiosk_id, last_seen (server timestamp), model_version, queue_depth,
-  app_version, last_sync.
+  app_version, last_sync, model_rejected ("version: reason" while the newest release fails
+  verification on this kiosk, else null).
 - `model_releases/{version}`: see kiosk.releases (signed manifest).
+- `audit/{event_id}` (review console only; never read by kiosks): action ("review",
+  "message"), case_id, actor (staff username), at (server timestamp), detail {label} —
+  who reviewed or answered what and when.
 
 Cloud Storage
 - `cases/{kiosk_id}/{case_id}.jpg`: the case image (JPEG, EXIF stripped on the kiosk), with
@@ -33,6 +41,7 @@ CASES = "cases"
 MESSAGES = "messages"
 KIOSKS = "kiosks"
 MODEL_RELEASES = "model_releases"
+AUDIT = "audit"
 
 STATUS_UPLOADED = "uploaded"
 STATUS_CLASSIFIED = "classified"

@@ -131,8 +131,8 @@ class ModelUpdater:
         if version == self.running_version():
             return UpdateResult()
         key = f"{version}:{doc.get('signature', '')}"
-        if key in self._rejected:
-            return UpdateResult()
+        if key in self._rejected:  # not downloaded again, but still reported
+            return UpdateResult(rejected=f"{version}: {self._rejected[key]}")
         try:
             manifest = ReleaseManifest.from_document(doc)
             self.install(manifest, clients)

@@ -197,7 +197,7 @@ class SyncService:
             report.remote_updates += self.catch_up(clients)
             update = self.updater.check(clients)
             report.model_installed, report.model_rejected = update.installed, update.rejected
-            self._heartbeat(clients)
+            self._heartbeat(clients, update.rejected)
             report.images_removed = self.store.apply_retention(self.config.retention_days)
             now = utc_now()
             self.store.set_value(LAST_SYNC_KEY, now.isoformat())
@@ -413,7 +413,7 @@ class SyncService:
                 log.debug("unsubscribing a listener failed", exc_info=True)
         self._listeners = []
 
-    def _heartbeat(self, clients: FirebaseClients) -> None:
+    def _heartbeat(self, clients: FirebaseClients, model_rejected: str | None) -> None:
         from google.cloud.firestore import SERVER_TIMESTAMP
 
         clients.db.collection(schema.KIOSKS).document(self.store.kiosk_id).set(
@@ -423,6 +423,8 @@ class SyncService:
                 "model_version": self.updater.running_version(),
                 "queue_depth": self.store.queue_depth(),
                 "app_version": self.app_version,
+                # The fleet sees a release that failed verification on this kiosk.
+                "model_rejected": model_rejected,
                 "last_sync": utc_now(),
             },
             merge=True,

@@ -87,6 +87,8 @@ def test_release_signed_with_another_key_is_rejected(
     assert installed == []
     assert active_metadata_path(config) == SHIPPED
     assert works(active_metadata_path(config)) == load_metadata(SHIPPED).version
+    heartbeat = cloud.db.collection(schema.KIOSKS).document(config.kiosk_id).get().to_dict()
+    assert heartbeat["model_rejected"].startswith("2099.03.01")
     assert not any(p.name.startswith("2099") for p in config.models_dir.glob("*"))
 
 
