@@ -235,3 +235,38 @@ def test_a_committed_case_survives_a_killed_process(tmp_path: Path) -> None:
 
 def test_body_sites_are_plain_words() -> None:
     assert all(site.isalpha() for site in BODY_SITES)
+
+
+def test_a_write_that_fails_midway_loses_nothing_and_leaves_nothing(tmp_path: Path) -> None:
+    """The disk refuses the image half-way (a file-size limit makes the kernel fail the write,
+    as a full disk would): a clear error, no row, no partial file, and the store still works."""
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys, numpy as np
+        from kiosk.cases import CaseStore, DiskFullError, OnDeviceResult
+        s = CaseStore({str(tmp_path / "c.sqlite3")!r}, {str(tmp_path / "img")!r}, "k1", 0)
+        r = OnDeviceResult("acne", 0.9, {{"acne": 0.9}}, False, "routine", "v1")
+        small = s.save_case(np.full((64, 64, 3), 120, np.uint8), r)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        noise = np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)
+        try:
+            s.save_case(noise, r)
+        except DiskFullError as e:
+            print("refused:", e)
+        print(len(s.list_cases()), small.case_id)
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert lines[0].startswith("refused: could not write the case image")
+    count, kept = lines[1].split()
+    assert count == "1"
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [f"{kept}.jpg"]
