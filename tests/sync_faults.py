@@ -82,9 +82,9 @@ def run_kill_loop(
     result = KillLoopResult()
     for round_no in range(iterations):
         add_cases(store, pictures, new_cases_per_round)
-        for case in store.list_cases(limit=3):
-            if case.status != CaseStatus.SAVED and rng.random() < 0.5:
-                store.add_message(case.case_id, f"note {round_no}")
+        uploaded = [c for c in store.list_cases(limit=None) if c.status != CaseStatus.SAVED]
+        for case in rng.sample(uploaded, min(2, len(uploaded))):
+            store.add_message(case.case_id, f"note {round_no}")
         before = store.counts()["saved"]
         child = subprocess.Popen(
             [sys.executable, "-m", "kiosk", "sync", "--once"],

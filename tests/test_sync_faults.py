@@ -23,3 +23,4 @@ def test_sync_killed_at_random_moments_ends_exactly_once(
     assert result.kills >= 10
     assert result.kills_mid_queue >= 1, "at least one kill must land while cases were uploading"
     assert result.cases == 20 + 12 * 4
+    assert result.messages >= 10, "messages must be in flight during the kills too"
