@@ -1,0 +1,86 @@
+"""What a long-running live command owes its supervisors: systemd's READY / WATCHDOG / STOPPING,
+MQTT fleet status when configured, and a clean stop on SIGTERM (systemd's way of stopping).
+
+    with FleetLink(config, pipeline) as fleet:
+        ...  # call each of fleet.observers with every snapshot the consumer loop reads
+
+SIGTERM only sets a flag; the next observer call raises KeyboardInterrupt, inside the consumer
+loop, which already stops cleanly on Ctrl-C. Raising from the signal handler itself could land
+anywhere (half-way through starting a thread) and leave the inference thread running while the
+interpreter shuts down.
+
+Neither link can stop the kiosk: a telemetry set-up error is one warning on stderr and the kiosk
+runs without MQTT.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kiosk.config import KioskConfig, resolve_kiosk_id
+from kiosk.sdnotify import FrameWatchdog
+
+if TYPE_CHECKING:
+    from kiosk.app import LivePipeline, Snapshot
+    from kiosk.live_telemetry import LiveTelemetry
+    from kiosk.telemetry import Telemetry
+
+
+class FleetLink:
+    def __init__(self, config: KioskConfig, pipeline: LivePipeline) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.watchdog = FrameWatchdog()
+        self.telemetry: Telemetry | None = None
+        self.live: LiveTelemetry | None = None
+        self.observers: list[Callable[[Snapshot], None]] = [self._watch]
+        self.stop_requested = threading.Event()
+        self._old_sigterm: Any = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop_requested.set()
+
+    def _watch(self, snapshot: Snapshot) -> None:
+        if self.stop_requested.is_set():
+            raise KeyboardInterrupt
+        state = snapshot.source.state if snapshot.source is not None else None
+        self.watchdog.frames(snapshot.frames_seen, state)
+
+    def __enter__(self) -> FleetLink:
+        if threading.current_thread() is threading.main_thread():
+            self._old_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if self.config.mqtt.enabled:
+            self._start_telemetry()
+        return self
+
+    def _start_telemetry(self) -> None:
+        from kiosk.cli import package_version
+        from kiosk.live_telemetry import LiveTelemetry
+        from kiosk.telemetry import Telemetry, TelemetryError
+
+        try:
+            config = resolve_kiosk_id(self.config)
+            telemetry = Telemetry(config, lambda: live.state())
+        except (TelemetryError, OSError) as e:
+            print(f"kiosk: warning: fleet telemetry off: {e}", file=sys.stderr, flush=True)
+            return
+        metadata = getattr(self.pipeline.classifier, "metadata", None)
+        live = LiveTelemetry(
+            self.pipeline,
+            telemetry,
+            model_version=getattr(metadata, "version", None),
+            app_version=package_version(),
+        )
+        self.telemetry, self.live = telemetry.start(), live
+        self.observers.append(live.observe)
+
+    def __exit__(self, *exc: object) -> None:
+        self.watchdog.stopping()
+        if self.telemetry is not None:
+            self.telemetry.stop()
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)

@@ -1,0 +1,128 @@
+"""The systemd units: `systemd-analyze verify` finds nothing (any output is a failure: it exits 0
+on unknown keys and bad values), the hardening score stays good, and the units agree with
+setup.sh about paths and with the kiosk about the watchdog."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+UNIT_DIR = REPO / "systemd"
+UNITS = ("skinscan-kiosk.service", "skinscan-sync.service")
+APP_DIR = "/opt/skinscan"
+SYSTEM_UNITS = next(
+    (p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()),
+    None,
+)
+
+
+def systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None or SYSTEM_UNITS is None:
+        pytest.fail("systemd-analyze is missing: ./setup.sh test installs systemd", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """A file-system root where the units are installed as install-service installs them: the
+    system's own units (sysinit.target and friends) and an executable at the ExecStart path,
+    which verify checks."""
+    root = tmp_path_factory.mktemp("root")
+    shutil.copytree(SYSTEM_UNITS or "/nonexistent", root / "usr/lib/systemd/system", symlinks=True)
+    kiosk = root / APP_DIR.lstrip("/") / "venv/bin/kiosk"
+    kiosk.parent.mkdir(parents=True)
+    kiosk.write_text("#!/bin/sh\n")
+    kiosk.chmod(0o755)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    for unit in UNITS:
+        shutil.copy(UNIT_DIR / unit, root / "etc/systemd/system" / unit)
+    return root
+
+
+def verify(root: Path, unit: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [systemd_analyze(), "verify", f"--root={root}", "--man=no", "--generators=no", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_systemd_analyze_verify_says_nothing(root, unit):
+    result = verify(root, unit)
+    assert result.returncode == 0 and result.stdout + result.stderr == "", result.stderr
+
+
+def test_verify_would_catch_a_mistake(root, tmp_path):
+    """The check above can fail: a misspelt key and a missing program are reported."""
+    broken = root / "etc/systemd/system/skinscan-broken.service"
+    text = (UNIT_DIR / "skinscan-kiosk.service").read_text()
+    broken.write_text(
+        text.replace("WatchdogSec=", "WatchdogSecs=").replace("venv/bin/kiosk", "venv/bin/nope")
+    )
+    try:
+        out = verify(root, broken.name)
+    finally:
+        broken.unlink()
+    report = out.stdout + out.stderr
+    assert "WatchdogSecs" in report and "venv/bin/nope" in report
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_hardening_exposure_stays_low(root, unit):
+    result = subprocess.run(
+        [systemd_analyze(), "security", "--offline=yes", f"--root={root}", unit],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    match = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 3.0, result.stdout
+
+
+def settings(unit: str) -> dict[str, list[str]]:
+    """Key → values of a unit file (keys may repeat, e.g. Environment=)."""
+    out: dict[str, list[str]] = {}
+    for line in (UNIT_DIR / unit).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_kiosk_unit_is_a_watched_notify_service_on_kms():
+    s = settings("skinscan-kiosk.service")
+    assert s["Type"] == ["notify"] and s["Restart"] == ["always"]
+    assert int(s["WatchdogSec"][0]) >= 10  # longer than a camera reconnect's backoff
+    assert s["User"] == ["skinscan"]
+    assert set(s["SupplementaryGroups"][0].split()) == {"video", "input", "render"}
+    assert "SDL_VIDEODRIVER=kmsdrm" in s["Environment"]
+    assert s["ExecStart"][0].split()[:2] == [f"{APP_DIR}/venv/bin/kiosk", "run"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_hardening_basics(unit):
+    s = settings(unit)
+    assert s["ProtectSystem"] == ["strict"]
+    assert s["ReadWritePaths"] == ["/var/lib/skinscan"]
+    assert s["PrivateTmp"] == ["true"] and s["NoNewPrivileges"] == ["true"]
+    assert s["User"] == ["skinscan"] and s["WantedBy"] == ["multi-user.target"]
+    assert "ProcSubset" not in s, "LiteRT reads /proc/cpuinfo"
+
+
+def test_setup_sh_installs_exactly_these_units_at_these_paths():
+    text = (REPO / "setup.sh").read_text()
+    assert f"APP_DIR={APP_DIR}\n" in text
+    assert "STATE_DIR=/var/lib/skinscan\n" in text
+    listed = re.search(r"^UNITS=\(([^)]*)\)", text, re.M)
+    assert listed and set(listed.group(1).split()) == set(UNITS)
+    assert {p.name for p in UNIT_DIR.glob("*.service")} == set(UNITS)
