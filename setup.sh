@@ -108,7 +108,9 @@ APP_DIR=/opt/skinscan
 STATE_DIR=/var/lib/skinscan
 CONF_DIR=/etc/skinscan
 UNIT_DIR=/etc/systemd/system
-UNITS=(skinscan-kiosk.service skinscan-sync.service)
+# One service: `kiosk run` syncs in the background itself (kiosk/sync.py), so there is no
+# second process that could race it for the same queue.
+UNITS=(skinscan-kiosk.service)
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "$verb needs root: sudo ./setup.sh $verb"; }
 systemd_running() { [ -d /run/systemd/system ]; }

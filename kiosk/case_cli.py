@@ -213,6 +213,7 @@ def _report_line(report: Any) -> str:
 
 def _sync_forever(config: KioskConfig, service: Any) -> int:
     stop = threading.Event()
+    telemetry = _sync_telemetry(config, service)
 
     def request_stop(signum: int, frame: Any) -> None:
         stop.set()
@@ -220,8 +221,36 @@ def _sync_forever(config: KioskConfig, service: Any) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    service.run_forever(stop)
+    try:
+        service.run_forever(stop)
+    finally:
+        if telemetry is not None:
+            telemetry.stop()
     return EXIT_OK
+
+
+def _sync_telemetry(config: KioskConfig, service: Any) -> Any:
+    """Fleet status for a sync-only process (published under <kiosk_id>/sync/, so its last
+    will never marks the kiosk itself offline); None when MQTT is not configured."""
+    if not config.mqtt.enabled:
+        return None
+    from kiosk.cli import package_version
+    from kiosk.fleet import ask_for_sync, with_sync_status
+    from kiosk.telemetry import Telemetry, TelemetryError, TelemetryState
+
+    def state() -> TelemetryState:
+        base = TelemetryState(
+            app_version=package_version(), model_version=service.updater.running_version()
+        )
+        return with_sync_status(base, service)
+
+    try:
+        telemetry = Telemetry(config, state, component="sync")
+        telemetry.on_command("sync_now", lambda: ask_for_sync(service))
+        return telemetry.start()
+    except (TelemetryError, OSError) as e:
+        error(f"fleet telemetry off: {e}")
+        return None
 
 
 # --------------------------------------------------------------------------- status

@@ -27,13 +27,25 @@ from kiosk.sdnotify import FrameWatchdog
 if TYPE_CHECKING:
     from kiosk.app import LivePipeline, Snapshot
     from kiosk.live_telemetry import LiveTelemetry
-    from kiosk.telemetry import Telemetry
+    from kiosk.sync import SyncService
+    from kiosk.telemetry import CommandHandler, Telemetry, TelemetryState
 
 
 class FleetLink:
-    def __init__(self, config: KioskConfig, pipeline: LivePipeline) -> None:
+    """`sync` (the in-process SyncService) adds queue, last sync and online to the state and
+    answers `sync_now`; `reload_model` answers the command of that name."""
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        pipeline: LivePipeline,
+        sync: SyncService | None = None,
+        reload_model: CommandHandler | None = None,
+    ) -> None:
         self.config = config
         self.pipeline = pipeline
+        self.sync = sync
+        self.reload_model = reload_model
         self.watchdog = FrameWatchdog()
         self.telemetry: Telemetry | None = None
         self.live: LiveTelemetry | None = None
@@ -64,7 +76,7 @@ class FleetLink:
 
         try:
             config = resolve_kiosk_id(self.config)
-            telemetry = Telemetry(config, lambda: live.state())
+            telemetry = Telemetry(config, lambda: self._state(live))
         except (TelemetryError, OSError) as e:
             print(f"kiosk: warning: fleet telemetry off: {e}", file=sys.stderr, flush=True)
             return
@@ -75,8 +87,19 @@ class FleetLink:
             model_version=getattr(metadata, "version", None),
             app_version=package_version(),
         )
+        if self.sync is not None:
+            sync = self.sync
+            telemetry.on_command("sync_now", lambda: ask_for_sync(sync))
+        if self.reload_model is not None:
+            telemetry.on_command("reload_model", self.reload_model)
         self.telemetry, self.live = telemetry.start(), live
         self.observers.append(live.observe)
+
+    def _state(self, live: LiveTelemetry) -> TelemetryState:
+        state = live.state()
+        if self.sync is None:
+            return state
+        return with_sync_status(state, self.sync)
 
     def __exit__(self, *exc: object) -> None:
         self.watchdog.stopping()
@@ -84,3 +107,23 @@ class FleetLink:
             self.telemetry.stop()
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
+
+
+def ask_for_sync(sync: SyncService) -> str:
+    sync.request_sync()
+    return "sync requested"
+
+
+def with_sync_status(state: TelemetryState, sync: SyncService) -> TelemetryState:
+    """The state with what the sync service knows (queue, last sync, online, its error)."""
+    from dataclasses import replace
+
+    status = sync.status()
+    errors = state.errors + ((status.last_error,) if status.last_error else ())
+    return replace(
+        state,
+        queue_depth=status.pending,
+        last_sync=status.last_sync,
+        online=status.online,
+        errors=errors,
+    )

@@ -49,9 +49,11 @@ class LiveTelemetry:
         status = snap.source
         camera = status.state if status is not None else None
         errors = (status.message,) if status is not None and status.state != "live" else ()
+        # The running model: a release installed since start-up replaces the classifier.
+        metadata = getattr(self.pipeline.classifier, "metadata", None)
         return TelemetryState(
             app_version=self.app_version,
-            model_version=self.model_version,
+            model_version=getattr(metadata, "version", self.model_version),
             fps=fps,
             camera=camera,
             errors=errors,

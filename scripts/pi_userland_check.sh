@@ -101,7 +101,7 @@ echo "install-service again: $((SECONDS - time_again)) s" >&2
 stat -c "%n %a %U:%G" /etc/skinscan /etc/skinscan/kiosk.toml /var/lib/skinscan >&2
 [ "$(stat -c %a:%U:%G /etc/skinscan/kiosk.toml)" = "640:root:skinscan" ]
 [ "$(stat -c %a:%U:%G /var/lib/skinscan)" = "750:skinscan:skinscan" ]
-systemctl is-enabled skinscan-kiosk.service skinscan-sync.service >&2
+systemctl is-enabled skinscan-kiosk.service >&2
 cd /opt/skinscan/src/tests/data/samples
 runuser -u skinscan -- env HOME=/var/lib/skinscan /opt/skinscan/venv/bin/kiosk classify --json -- *.jpg
 # Uninstall removes the services, the user and the code, and keeps the data.

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT_DIR = REPO / "systemd"
-UNITS = ("skinscan-kiosk.service", "skinscan-sync.service")
+UNITS = ("skinscan-kiosk.service",)
 APP_DIR = "/opt/skinscan"
 SYSTEM_UNITS = next(
     (p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()),

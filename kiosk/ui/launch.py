@@ -19,8 +19,10 @@ from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
 
 if TYPE_CHECKING:
     from kiosk.app import LivePipeline, Snapshot
+    from kiosk.camera import ResilientSource
     from kiosk.cases import CaseStore
     from kiosk.config import KioskConfig
+    from kiosk.model import Classifier
     from kiosk.sync import SyncService
     from kiosk.vision import GuideBox
 
@@ -47,6 +49,15 @@ class SwitchablePipeline:
     def reset(self) -> None:
         with self._lock:
             self.current.reset()
+
+    # What telemetry reads, always from the camera in use now (Settings may switch it).
+    @property
+    def classifier(self) -> Classifier:
+        return self.current.classifier
+
+    @property
+    def source(self) -> ResilientSource:
+        return self.current.source
 
     @property
     def guide(self) -> GuideBox:
@@ -145,7 +156,12 @@ def run_ui(args: argparse.Namespace) -> int:
         from kiosk.fleet import FleetLink
 
         # systemd (READY, WATCHDOG while frames flow) and MQTT, each a no-op when not set up.
-        with FleetLink(config, pipeline.current) as fleet:
+        def reload_model() -> str:
+            take_new_model(active_metadata_path(config))
+            return f"model {services.model_version} running"
+
+        # The switchable pipeline, not the current one: telemetry follows a camera switch.
+        with FleetLink(config, pipeline, sync=sync, reload_model=reload_model) as fleet:  # type: ignore[arg-type]
 
             def observe() -> None:
                 snapshot = pipeline.snapshot()

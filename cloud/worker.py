@@ -1,0 +1,200 @@
+"""`skinscan-cloud worker`: classify every uploaded case once with the stronger cloud model.
+
+Cases are found two ways: a Firestore listener on `status == "uploaded"` (new cases within a
+second) and a catch-up query at start and every `catch_up_interval_s` (cases that arrived while
+no worker ran, and cases whose worker died: an expired lease changes nothing in the document,
+so no listener would fire for it). Each case is claimed with a lease (cloud.leases) before any
+work, so workers can run side by side and a second look at a finished case does nothing.
+
+Output is one JSON line per case on stdout: the case id, the outcome and timings, never the
+result or anything about the patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firebase_admin import firestore
+from google.api_core import exceptions as gexc
+
+from cloud import leases
+from cloud.leases import Claim, Commit
+from cloud.tta import classify_tta
+from kiosk import cloud_schema as schema
+from kiosk.errors import ImageReadError
+from kiosk.imaging import load_rgb
+from kiosk.model import Classifier
+
+
+class PermanentCaseError(Exception):
+    """This case's image can never be classified as it is (reason is safe to store and log)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case_id: str
+    outcome: str  # a Claim or Commit value, or "retry" / "failed"
+    ms: float
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+class CaseWorker:
+    def __init__(
+        self,
+        db: Any,
+        bucket: Any,
+        classifier: Classifier,
+        worker_id: str,
+        lease_s: float,
+        report: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.bucket = bucket
+        self.classifier = classifier
+        self.worker_id = worker_id
+        self.lease_s = lease_s
+        self.report = report or (lambda o: emit("case", case=o.case_id, outcome=o.outcome, ms=o.ms))
+
+    # -- one case
+
+    def process(self, case_id: str) -> Outcome:
+        start = time.perf_counter()
+        claimed = leases.claim(self.db, case_id, self.worker_id, self.lease_s)
+        if claimed is not Claim.CLAIMED:
+            return self._done(case_id, str(claimed), start)
+        try:
+            rgb = self._fetch_image(case_id)
+            result = classify_tta(self.classifier, rgb)
+        except PermanentCaseError as e:
+            leases.give_up(self.db, case_id, self.worker_id, permanent=str(e))
+            return self._done(case_id, "failed", start)
+        except (gexc.GoogleAPIError, OSError):
+            # Network or a blob not there yet: release now so the next catch-up retries.
+            leases.give_up(self.db, case_id, self.worker_id, permanent=None)
+            return self._done(case_id, "retry", start)
+        committed = leases.commit(self.db, case_id, self.worker_id, result)
+        return self._done(case_id, str(committed), start)
+
+    def _done(self, case_id: str, outcome: str, start: float) -> Outcome:
+        result = Outcome(case_id, outcome, round((time.perf_counter() - start) * 1000, 1))
+        if outcome != str(Claim.NOT_PENDING):
+            self.report(result)
+        return result
+
+    def _fetch_image(self, case_id: str) -> Any:
+        case = self.db.collection(schema.CASES).document(case_id).get().to_dict() or {}
+        image = case.get("image") or {}
+        path, expected = image.get("path"), image.get("sha256")
+        if not path or not expected:
+            raise PermanentCaseError("case has no image path or sha256")
+        data = self.bucket.blob(path).download_as_bytes()
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise PermanentCaseError("image sha256 does not match the case")
+        # load_rgb applies the kiosk's decoding limits and EXIF handling to a file; the image is
+        # patient data, so the file lives only for the decode.
+        with tempfile.TemporaryDirectory(prefix="skinscan-case-") as tmp:
+            file = Path(tmp) / "image.jpg"
+            file.write_bytes(data)
+            try:
+                return load_rgb(file)
+            except ImageReadError:
+                raise PermanentCaseError("image cannot be decoded") from None
+
+    # -- many cases
+
+    def pending_case_ids(self) -> list[str]:
+        """Uploaded cases, most urgent and then oldest first (sorted here: ordering on a
+        second field would need a composite index)."""
+        docs = (
+            self.db.collection(schema.CASES)
+            .where(filter=firestore.FieldFilter("status", "==", schema.STATUS_UPLOADED))
+            .stream()
+        )
+        rows = []
+        for doc in docs:
+            case = doc.to_dict()
+            rows.append((case.get("urgency_rank", 3), str(case.get("created_at", "")), doc.id))
+        return [case_id for _, _, case_id in sorted(rows)]
+
+    def catch_up(self) -> list[Outcome]:
+        return [self.process(case_id) for case_id in self.pending_case_ids()]
+
+    def run(self, catch_up_interval_s: float, stop: threading.Event) -> None:
+        """Listen and catch up until `stop` is set."""
+        arrivals: queue.Queue[str] = queue.Queue()
+        watch = self._listen(arrivals)
+        try:
+            next_catch_up = 0.0
+            while not stop.is_set():
+                if time.monotonic() >= next_catch_up:
+                    if not watch.is_active:
+                        # The stream ended (Firestore restarted, network lost): listen again;
+                        # the catch-up right after covers what arrived meanwhile.
+                        watch.unsubscribe()
+                        watch = self._listen(arrivals)
+                        emit("relistening")
+                    self._guarded(self.catch_up)
+                    next_catch_up = time.monotonic() + catch_up_interval_s
+                try:
+                    case_id = arrivals.get(timeout=min(1.0, catch_up_interval_s))
+                except queue.Empty:
+                    continue
+                self._guarded(lambda c=case_id: self.process(c))
+        finally:
+            watch.unsubscribe()
+
+    def _listen(self, arrivals: queue.Queue[str]) -> Any:
+        def on_snapshot(_docs: Any, changes: Any, _read_time: Any) -> None:
+            for change in changes:
+                if change.type.name in ("ADDED", "MODIFIED"):
+                    arrivals.put(change.document.id)
+
+        return (
+            self.db.collection(schema.CASES)
+            .where(filter=firestore.FieldFilter("status", "==", schema.STATUS_UPLOADED))
+            .on_snapshot(on_snapshot)
+        )
+
+    def _guarded(self, work: Callable[[], Any]) -> None:
+        # A Firestore outage must not end the worker: log one line and go on; the lease
+        # machinery makes a repeat harmless.
+        try:
+            work()
+        except gexc.GoogleAPIError as e:
+            emit("error", error=type(e).__name__)
+            time.sleep(1.0)
+
+
+def main_loop(worker: CaseWorker, once: bool, catch_up_interval_s: float) -> int:
+    if once:
+        outcomes = worker.catch_up()
+        done = sum(o.outcome == str(Commit.CLASSIFIED) for o in outcomes)
+        emit("done", classified=done, seen=len(outcomes))
+        return 0
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    emit("listening", worker=worker.worker_id)
+    worker.run(catch_up_interval_s, stop)
+    return 0
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    import signal
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
