@@ -8,25 +8,20 @@ with no credentials.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
-import tomllib
-import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from kiosk.config import FIRESTORE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
-from kiosk.errors import SkinscanError
+from kiosk.config import ConfigError, load_layered
 
 SYSTEM_CONFIG = Path("/etc/skinscan/cloud.toml")
 ENV_PREFIX = "SKINSCAN_CLOUD_"
 
 
-class CloudConfigError(SkinscanError):
-    """The cloud configuration file or an override is unreadable or has a wrong value."""
+# The same error as the kiosk's: both sides read settings through kiosk.config.load_layered.
+CloudConfigError = ConfigError
 
 
 def _default_state_dir() -> Path:
@@ -82,66 +77,9 @@ class CloudConfig:
 def load_cloud_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> CloudConfig:
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    if path is not None:
-        values = _read_toml(Path(path))
-    elif SYSTEM_CONFIG.is_file():
-        values = _read_toml(SYSTEM_CONFIG)
-    hints = get_type_hints(CloudConfig)
-    names = {f.name for f in dataclasses.fields(CloudConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise CloudConfigError(f"unknown setting(s) {', '.join(unknown)}")
-    kwargs = {name: _coerce(raw, hints[name], name) for name, raw in values.items()}
-    for name in names:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None:
-            kwargs[name] = _coerce(raw, hints[name], ENV_PREFIX + name.upper())
-    kwargs["firestore_emulator_host"] = env.get(FIRESTORE_EMULATOR_ENV) or kwargs.get(
-        "firestore_emulator_host"
-    )
-    kwargs["storage_emulator_host"] = env.get(STORAGE_EMULATOR_ENV) or kwargs.get(
-        "storage_emulator_host"
-    )
-    config = CloudConfig(**kwargs)
+    config = load_layered(CloudConfig, path, SYSTEM_CONFIG, environ, ENV_PREFIX)
     _validate(config)
     return config
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise CloudConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CloudConfigError(f"{path}: not valid TOML: {e}") from None
-
-
-def _coerce(raw: Any, kind: Any, name: str) -> Any:
-    if get_origin(kind) in (Union, types.UnionType):
-        args = [a for a in get_args(kind) if a is not type(None)]
-        if raw is None or raw == "":
-            return None
-        kind = args[0]
-    try:
-        if kind is bool:
-            text = str(raw).strip().lower()
-            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise ValueError("expected true or false")
-            return text in ("1", "true", "yes", "on")
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if kind is Path:
-            return Path(str(raw)).expanduser()
-        if kind is str:
-            return str(raw)
-    except ValueError as e:
-        raise CloudConfigError(f"{name}: {e}, got {raw!r}") from None
-    raise CloudConfigError(f"{name}: unsupported setting type {kind!r}")  # pragma: no cover
 
 
 def _validate(config: CloudConfig) -> None:

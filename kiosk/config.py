@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from kiosk.errors import SkinscanError
 
@@ -30,6 +30,7 @@ FIRESTORE_EMULATOR_ENV = "FIRESTORE_EMULATOR_HOST"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 _SECRET = {"secret": True}
 _KIOSK_ID_FILE = "kiosk_id"
+T = TypeVar("T")
 _KIOSK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -133,22 +134,39 @@ def load_config(
 ) -> KioskConfig:
     """Defaults, then the TOML file, then the environment. `path=None` reads
     /etc/skinscan/kiosk.toml when present; a named file that is missing is an error."""
+    config = load_layered(KioskConfig, path, SYSTEM_CONFIG, environ, ENV_PREFIX)
+    _validate(config)
+    return config
+
+
+def load_layered(
+    cls: type[T],
+    path: str | Path | None,
+    system_file: Path,
+    environ: Mapping[str, str] | None,
+    env_prefix: str,
+) -> T:
+    """A settings dataclass from its defaults, a TOML file (`path`, else `system_file` when it
+    exists) and environment variables `<env_prefix><FIELD>` (`<env_prefix><TABLE>_<FIELD>` for
+    a nested table). Fields named like the emulator variables take those. Shared by the kiosk
+    and the cloud side, so both read settings the same way."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     if path is not None:
         values = _read_toml(Path(path))
-    elif SYSTEM_CONFIG.is_file():
-        values = _read_toml(SYSTEM_CONFIG)
-    config = _build(KioskConfig, values, "")
-    config = _apply_env(config, env)
+    elif system_file.is_file():
+        values = _read_toml(system_file)
+    config = _with_env(_build(cls, values, ""), env, env_prefix)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     emulators = {
-        "firestore_emulator_host": env.get(FIRESTORE_EMULATOR_ENV)
-        or config.firestore_emulator_host,
-        "storage_emulator_host": env.get(STORAGE_EMULATOR_ENV) or config.storage_emulator_host,
+        name: env.get(variable) or getattr(config, name)
+        for name, variable in (
+            ("firestore_emulator_host", FIRESTORE_EMULATOR_ENV),
+            ("storage_emulator_host", STORAGE_EMULATOR_ENV),
+        )
+        if name in names
     }
-    config = dataclasses.replace(config, **emulators)
-    _validate(config)
-    return config
+    return dataclasses.replace(config, **emulators)  # type: ignore[type-var]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -181,20 +199,18 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
-def _apply_env(config: KioskConfig, env: Mapping[str, str]) -> KioskConfig:
-    def overrides(cls: type, prefix: str, where: str) -> dict[str, Any]:
-        hints = get_type_hints(cls)
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[f.name]):
-                continue
-            raw = env.get(prefix + f.name.upper())
-            if raw is not None:
-                out[f.name] = _coerce(raw, hints[f.name], prefix + f.name.upper())
-        return out
-
-    mqtt = dataclasses.replace(config.mqtt, **overrides(MqttConfig, ENV_PREFIX + "MQTT_", "mqtt."))
-    return dataclasses.replace(config, mqtt=mqtt, **overrides(KioskConfig, ENV_PREFIX, ""))
+def _with_env(config: Any, env: Mapping[str, str], prefix: str) -> Any:
+    hints = get_type_hints(type(config))
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            changes[f.name] = _with_env(getattr(config, f.name), env, f"{prefix}{f.name.upper()}_")
+            continue
+        raw = env.get(prefix + f.name.upper())
+        if raw is not None:
+            changes[f.name] = _coerce(raw, kind, prefix + f.name.upper())
+    return dataclasses.replace(config, **changes)
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -14,7 +14,7 @@ import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from kiosk.config import FIRESTORE_EMULATOR_ENV, STORAGE_EMULATOR_ENV
@@ -101,7 +101,27 @@ class FirebaseClients:
         firebase_admin.delete_app(self.app)
 
 
-def connect(config: KioskConfig) -> FirebaseClients:
+class FirebaseSettings(Protocol):
+    """What connecting needs; the kiosk's and the cloud side's configs both have it."""
+
+    firebase_project: str
+    firebase_bucket: str
+    credentials: Path | None
+    firestore_emulator_host: str | None
+    storage_emulator_host: str | None
+
+    @property
+    def uses_emulators(self) -> bool: ...
+
+
+def connect(
+    config: FirebaseSettings,
+    name: str | None = None,
+    allow_default_credentials: bool = False,
+) -> FirebaseClients:
+    """A new named firebase-admin app. `allow_default_credentials`: with no credentials file,
+    use the machine's application-default credentials (a cloud server on GCP); a kiosk never
+    has those and must name its file."""
     import firebase_admin
     from firebase_admin import credentials, firestore, storage
 
@@ -116,13 +136,15 @@ def connect(config: KioskConfig) -> FirebaseClients:
 
         # The emulators accept anything; firebase-admin still insists on a credential.
         credential = AnonymousCredentials()
+    elif config.credentials is None and allow_default_credentials:
+        credential = credentials.ApplicationDefault()
     else:
         credential = credentials.Certificate(str(check_credentials_file(config.credentials)))
     # A named app per connection, so reconnects and tests never trip over a stale default app.
     app = firebase_admin.initialize_app(
         credential,
         {"projectId": config.firebase_project, "storageBucket": config.firebase_bucket},
-        name=f"skinscan-{uuid.uuid4().hex[:8]}",
+        name=name or f"skinscan-{uuid.uuid4().hex[:8]}",
     )
     try:
         return FirebaseClients(app=app, db=firestore.client(app), bucket=storage.bucket(app=app))

@@ -14,6 +14,7 @@ import pytest
 
 from kiosk.config import KioskConfig
 from kiosk.firebase import FirebaseClients, connect
+from tests.cloud_helpers import CloudEnv, cloud_env
 from tests.servers import BUCKET, PROJECT, FirestoreEmulator, StorageEmulator
 
 
@@ -84,3 +85,25 @@ def cloud(kiosk_config: KioskConfig) -> Iterator[FirebaseClients]:
     clients = connect(kiosk_config)
     yield clients
     clients.close()
+
+
+# ---- the cloud side's tests (worker, console, releases, retraining) -------------------------
+
+
+@pytest.fixture(scope="module")
+def env(
+    firestore_emulator: FirestoreEmulator,
+    storage_emulator: StorageEmulator,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CloudEnv]:
+    """The cloud side's config and a Firebase connection, once per test module."""
+    state = tmp_path_factory.mktemp("cloud-state")
+    with cloud_env(firestore_emulator, storage_emulator, state) as e:
+        yield e
+
+
+@pytest.fixture
+def clean(env: CloudEnv) -> CloudEnv:
+    """`env` with both emulators emptied first."""
+    env.reset()
+    return env

@@ -36,6 +36,16 @@ def rgb(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (80, 100, 3), dtype=np.uint8)
 
 
+def run_python(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
+        check=False,
+    )
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> CaseStore:
     s = CaseStore(tmp_path / "data" / "cases.sqlite3", tmp_path / "data" / "images", "k1", 0)
@@ -216,13 +226,7 @@ def test_a_committed_case_survives_a_killed_process(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    child = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
-        check=False,
-    )
+    child = run_python(script)
     assert child.returncode == -9
     case_id = child.stdout.strip()
     s = CaseStore(tmp_path / "c.sqlite3", tmp_path / "img", "k1", 0)
@@ -257,13 +261,7 @@ def test_a_write_that_fails_midway_loses_nothing_and_leaves_nothing(tmp_path: Pa
         print(len(s.list_cases()), small.case_id)
         """
     )
-    child = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(Path.cwd())},
-        check=False,
-    )
+    child = run_python(script)
     assert child.returncode == 0, child.stderr
     lines = child.stdout.splitlines()
     assert lines[0].startswith("refused: could not write the case image")

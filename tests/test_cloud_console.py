@@ -25,7 +25,7 @@ from cloud.console.store import ConsoleStore
 from cloud.private_files import PrivateFileError
 from kiosk import cloud_schema as schema
 from kiosk.conditions import CONDITIONS
-from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, cloud_env, put_case, sample_images
+from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, put_case, sample_images
 from tests.servers import free_port, wait_for_port
 
 # Debian's chromium (./setup.sh test installs it); Playwright's own browser download is not used.
@@ -40,19 +40,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 USER, PASSWORD, NAME = "dr.amina", "correct horse battery", "Dr Amina K."
-
-
-@pytest.fixture(scope="module")
-def env(firestore_emulator, storage_emulator, tmp_path_factory) -> Iterator[CloudEnv]:
-    state = tmp_path_factory.mktemp("cloud-state")
-    with cloud_env(firestore_emulator, storage_emulator, state) as e:
-        yield e
-
-
-@pytest.fixture
-def clean(env: CloudEnv) -> CloudEnv:
-    env.reset()
-    return env
 
 
 @pytest.fixture(scope="module")

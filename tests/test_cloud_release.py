@@ -7,7 +7,6 @@ import dataclasses
 import json
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,9 @@ from kiosk.firebase import connect as kiosk_connect
 from kiosk.model import Classifier, default_metadata_path, load_metadata
 from kiosk.model_updates import ModelUpdater
 from kiosk.releases import ReleaseError, ReleaseManifest, verify_manifest
-from tests.cloud_helpers import CLOUD_CLI, CloudEnv, cloud_env
+from tests.cloud_helpers import CLOUD_CLI, CloudEnv
 
 SHIPPED = default_metadata_path()
-
-
-@pytest.fixture(scope="module")
-def env(firestore_emulator, storage_emulator, tmp_path_factory) -> Iterator[CloudEnv]:
-    state = tmp_path_factory.mktemp("cloud-state")
-    with cloud_env(firestore_emulator, storage_emulator, state) as e:
-        yield e
-
-
-@pytest.fixture
-def clean(env: CloudEnv) -> CloudEnv:
-    env.reset()
-    return env
 
 
 @pytest.fixture

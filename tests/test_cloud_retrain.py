@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,10 @@ from kiosk.firebase import connect as kiosk_connect
 from kiosk.model import Classifier
 from kiosk.model_updates import ModelUpdater
 from kiosk.releases import ReleaseManifest, verify_manifest
-from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, cloud_env, put_case, sample_images
+from tests.cloud_helpers import CLOUD_CLI, case_doc, put_case, sample_images
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("SKINSCAN_TRAINING_DATA", REPO.parent / "shared" / "data"))
-
-
-@pytest.fixture(scope="module")
-def env(firestore_emulator, storage_emulator, tmp_path_factory) -> Iterator[CloudEnv]:
-    state = tmp_path_factory.mktemp("cloud-state")
-    with cloud_env(firestore_emulator, storage_emulator, state) as e:
-        yield e
 
 
 def test_the_gate_refuses_any_regression_of_the_gated_metrics():

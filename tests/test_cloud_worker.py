@@ -10,7 +10,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -23,20 +22,7 @@ from kiosk import cloud_schema as schema
 from kiosk.conditions import CONDITIONS
 from kiosk.imaging import load_rgb
 from kiosk.model import Classifier
-from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, cloud_env, put_case, sample_images
-
-
-@pytest.fixture(scope="module")
-def env(firestore_emulator, storage_emulator, tmp_path_factory) -> Iterator[CloudEnv]:
-    state = tmp_path_factory.mktemp("cloud-state")
-    with cloud_env(firestore_emulator, storage_emulator, state) as e:
-        yield e
-
-
-@pytest.fixture
-def clean(env: CloudEnv) -> CloudEnv:
-    env.reset()
-    return env
+from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, put_case, sample_images
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from typing import Any
 from firebase_admin import firestore
 
 from kiosk import cloud_schema as schema
+from kiosk.cases import Review
 from kiosk.conditions import CONDITIONS
 
 CASE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -50,14 +51,6 @@ class Result:
             model_version=str(doc.get("model_version", "")),
             probabilities=ranked,
         )
-
-
-@dataclass(frozen=True)
-class Review:
-    label: str
-    recommendation: str
-    reviewer: str
-    reviewed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -152,14 +145,7 @@ def _case(doc_id: str, d: dict[str, Any]) -> Case:
         image_sha256=str(image.get("sha256", "")),
         on_device=Result.from_document(d.get("on_device")),
         cloud=Result.from_document(d.get("cloud")),
-        review=Review(
-            label=str(review.get("label", "")),
-            recommendation=str(review.get("recommendation", "")),
-            reviewer=str(review.get("reviewer", "")),
-            reviewed_at=_time(review.get("reviewed_at")),
-        )
-        if isinstance(review, dict)
-        else None,
+        review=Review.from_dict(review) if isinstance(review, dict) else None,
     )
 
 
