@@ -55,7 +55,9 @@ WATERMARK_KEY = "sync.remote_watermark"
 WATERMARK_OVERLAP = timedelta(minutes=1)
 BACKOFF_FIRST_S = 2.0
 BACKOFF_MAX_S = 300.0
-UPLOAD_TIMEOUT_S = 60.0
+# Seconds to wait for the server's answer once a request is sent: a connection that went
+# half-dead (common on mobile data) must not hold a pass for long.
+UPLOAD_TIMEOUT_S = 30.0
 # The client libraries retry a lost server for up to two minutes; a kiosk should give up on
 # this pass within seconds and try again later (every step is repeatable).
 RETRY_BUDGET_S = 8.0
@@ -274,7 +276,7 @@ class SyncService:
         blob.upload_from_string(
             data,
             content_type=schema.IMAGE_CONTENT_TYPE,
-            timeout=UPLOAD_TIMEOUT_S,
+            timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
             retry=_storage_retry(),
         )
         expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()

@@ -2,7 +2,7 @@
 real emulators, then one full pass; prints whether every case ended as exactly one document and
 one object (bytes identical) and every message exactly once.
 
-    python scripts/sync_kill_test.py --iterations 200
+    python scripts/sync_kill_test.py --kills 200
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.sync_faults import add_cases, check_exactly_once, run_kill_loop
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--kills", type=int, default=200, help="processes to kill")
     ap.add_argument("--initial-cases", type=int, default=50)
     ap.add_argument("--new-cases-per-round", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
@@ -39,7 +39,7 @@ def main() -> int:
         result = run_kill_loop(
             config,
             store,
-            iterations=args.iterations,
+            kills=args.kills,
             seed=args.seed,
             new_cases_per_round=args.new_cases_per_round,
         )
@@ -48,7 +48,7 @@ def main() -> int:
         clients.close()
         store.close()
     summary = {
-        "iterations": args.iterations,
+        "rounds": result.rounds,
         "kills": result.kills,
         "kills_mid_queue": result.kills_mid_queue,
         "cases": result.cases,

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -224,6 +225,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._running = False
 
     def start(self) -> None:
         if self._listener is not None:
@@ -233,6 +235,8 @@ class TcpProxy:
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         self._listener = listener
+        with self._lock:
+            self._running = True
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -248,6 +252,10 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if not self._running:  # accepted just as stop() ran: drop it too
+                    for s in (client, upstream):
+                        _reset(s)
+                    return
                 self._sockets.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -264,15 +272,22 @@ class TcpProxy:
                 target.shutdown(socket.SHUT_WR)
 
     def stop(self) -> None:
+        with self._lock:
+            self._running = False
+            sockets, self._sockets = self._sockets, set()
         if self._listener is not None:
+            # shutdown() first: a close() alone leaves the accept() that blocks in the other
+            # thread holding the port, and the restart could not bind it.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, set()
         for s in sockets:
-            with contextlib.suppress(OSError):
-                # Linger 0: the peer gets a reset, not a polite end of stream.
-                s.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
-                s.close()
+            _reset(s)
+
+
+def _reset(s: socket.socket) -> None:
+    """Close with linger 0: the peer gets a reset, not a polite end of stream."""
+    with contextlib.suppress(OSError):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()

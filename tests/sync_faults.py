@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class KillLoopResult:
+    rounds: int = 0
     kills: int = 0
     kills_mid_queue: int = 0  # kills after which some, but not all, cases were uploaded
     cases: int = 0
@@ -71,19 +72,26 @@ def add_cases(store: CaseStore, rng: np.random.Generator, n: int) -> list[str]:
 def run_kill_loop(
     config: KioskConfig,
     store: CaseStore,
-    iterations: int,
+    kills: int,
     seed: int = 0,
     new_cases_per_round: int = 4,
-    max_delay_s: float = 3.0,
+    max_delay_s: float = 2.0,
 ) -> KillLoopResult:
+    """Rounds until `kills` processes were killed (a pass that finished before its moment
+    came does not count), at most 4 × `kills` rounds."""
     rng = random.Random(seed)
     pictures = np.random.default_rng(seed)
     env = sync_environment(config)
     result = KillLoopResult()
-    for round_no in range(iterations):
+    for round_no in range(4 * kills):
+        if result.kills >= kills:
+            break
+        result.rounds += 1
         add_cases(store, pictures, new_cases_per_round)
-        uploaded = [c for c in store.list_cases(limit=None) if c.status != CaseStatus.SAVED]
-        for case in rng.sample(uploaded, min(2, len(uploaded))):
+        # Notes on any case: those on a case still queued wait for it (sync sends the case
+        # before its thread).
+        cases = store.list_cases(limit=None)
+        for case in rng.sample(cases, min(2, len(cases))):
             store.add_message(case.case_id, f"note {round_no}")
         before = store.counts()["saved"]
         child = subprocess.Popen(

@@ -143,7 +143,7 @@ def test_server_lost_mid_upload_then_back_no_duplicates(
         time.sleep(0.01)
     storage_proxy.stop()
     firestore_proxy.stop()
-    thread.join(timeout=60)
+    thread.join(timeout=120)
     assert not thread.is_alive()
     uploaded_before_restart = store.counts()["uploaded"]
     assert 3 <= uploaded_before_restart < 40, "the kill must land mid-queue"

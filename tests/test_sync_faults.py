@@ -16,11 +16,11 @@ def test_sync_killed_at_random_moments_ends_exactly_once(
 
     store = CaseStore.open(kiosk_config)
     add_cases(store, np.random.default_rng(99), 20)
-    result = run_kill_loop(kiosk_config, store, iterations=12, seed=7)
+    result = run_kill_loop(kiosk_config, store, kills=10, seed=7, new_cases_per_round=8)
     check_exactly_once(store, cloud, result)
     store.close()
     assert result.problems == []
     assert result.kills >= 10
     assert result.kills_mid_queue >= 1, "at least one kill must land while cases were uploading"
-    assert result.cases == 20 + 12 * 4
+    assert result.cases == 20 + result.rounds * 8
     assert result.messages >= 10, "messages must be in flight during the kills too"
