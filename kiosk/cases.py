@@ -34,7 +34,7 @@ import numpy as np
 
 from kiosk.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
 from kiosk.errors import SkinscanError
-from kiosk.files import atomic_write_bytes, sha256_file
+from kiosk.files import atomic_write_bytes
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -492,11 +492,17 @@ class CaseStore:
     # ---- sync bookkeeping ---------------------------------------------------------------
 
     def mark_uploaded(self, case_id: str, at: datetime | None = None) -> None:
+        self.mark_uploaded_many([case_id], at)
+
+    def mark_uploaded_many(self, case_ids: list[str], at: datetime | None = None) -> None:
+        """One commit for many confirmed uploads: sync marks them in batches, since a mark
+        lost to a crash only means the case is sent again, and that is harmless."""
+        when = _format_time(at or utc_now())
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL "
                 "WHERE case_id = ? AND status = 'saved'",
-                (_format_time(at or utc_now()), case_id),
+                [(when, case_id) for case_id in case_ids],
             )
 
     def record_upload_failure(self, case_id: str, error: str) -> None:
@@ -515,22 +521,24 @@ class CaseStore:
                 (error[:300], case_id),
             )
 
-    def verify_image(self, case: Case) -> Path:
-        """The case's image path after checking it still holds the bytes that were saved;
-        quarantines the case and raises CaseStoreError when it does not."""
+    def read_verified_image(self, case: Case) -> bytes:
+        """The case's image bytes after checking they are the bytes that were saved (read
+        once: they are what gets uploaded); quarantines the case and raises CaseStoreError
+        when they are not."""
         path = case.image_path
         try:
             if path is None:
                 raise CaseStoreError("the local image was removed before it was uploaded")
             if not path.is_file():
                 raise CaseStoreError("the image file is missing")
-            if sha256_file(path) != case.image_sha256:
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != case.image_sha256:
                 raise CaseStoreError("the image file is corrupt (checksum mismatch)")
         except (CaseStoreError, OSError) as e:
             message = str(e) if isinstance(e, CaseStoreError) else f"unreadable image: {e}"
             self.quarantine(case.case_id, message)
             raise CaseStoreError(f"case {case.case_id} quarantined: {message}") from None
-        return path
+        return data
 
     def apply_remote(
         self,

@@ -4,7 +4,8 @@ One pass, in this order, each step safe to repeat after a crash at any instant:
 1. each saved case, oldest first, a few at a time: the image to Storage (a fixed name per case,
    so a repeat overwrites the same object; the server's MD5 is compared with ours), then the
    Firestore document with `create()` (an "already exists" answer means an earlier attempt got
-   through), then the local row is marked uploaded;
+   through), then the local row is marked uploaded (in batches: a mark lost to a crash only
+   means the case is sent once more, onto the same object and document);
 2. outgoing messages, likewise with ids made on the kiosk;
 3. catch-up: a query for our cases and messages changed since the last watermark (reviews,
    cloud results, dermatologists' replies);
@@ -61,6 +62,8 @@ UPLOAD_TIMEOUT_S = 30.0
 # The client libraries retry a lost server for up to two minutes; a kiosk should give up on
 # this pass within seconds and try again later (every step is repeatable).
 RETRY_BUDGET_S = 8.0
+# Confirmed uploads are marked in the store this many at a time (one fsync each batch).
+MARK_BATCH = 16
 
 
 class IntegrityError(Exception):
@@ -229,14 +232,27 @@ class SyncService:
     ) -> None:
         done = 0
         lost = threading.Event()  # a server went away: start no more uploads this pass
+        confirmed: list[str] = []  # uploaded, not yet marked in the store
+
+        def mark_confirmed() -> None:
+            with self._lock:
+                batch = confirmed[:]
+                confirmed.clear()
+            if batch:
+                self.store.mark_uploaded_many(batch)
 
         def one(case: Case) -> None:
             nonlocal done
             if lost.is_set():
                 return
             try:
-                self.upload_case(clients, case)
+                self.send_case(clients, case)
                 report.uploaded.append(case.case_id)
+                with self._lock:
+                    confirmed.append(case.case_id)
+                    full = len(confirmed) >= MARK_BATCH
+                if full:
+                    mark_confirmed()
             except CaseStoreError as e:
                 report.quarantined.append(case.case_id)
                 log.error("%s", e)
@@ -254,19 +270,22 @@ class SyncService:
 
         # Oldest first: the pool takes work in submission order; a few uploads overlap so one
         # slow request does not hold the queue.
-        with ThreadPoolExecutor(max_workers=self.config.sync_concurrency) as pool:
-            list(pool.map(one, cases))
+        try:
+            with ThreadPoolExecutor(max_workers=self.config.sync_concurrency) as pool:
+                list(pool.map(one, cases))
+        finally:
+            mark_confirmed()
         if lost.is_set():
             raise OfflineError(
                 f"connection lost during upload ({len(report.uploaded)} of {len(cases)} done)"
             )
 
-    def upload_case(self, clients: FirebaseClients, case: Case) -> None:
+    def send_case(self, clients: FirebaseClients, case: Case) -> None:
+        """The image, then the document; the caller marks the case uploaded afterwards."""
         from google.api_core.exceptions import AlreadyExists
 
-        image = self.store.verify_image(case)  # quarantines and raises when unusable
+        data = self.store.read_verified_image(case)  # quarantines and raises when unusable
         blob_path = schema.case_image_path(case.kiosk_id, case.case_id)
-        data = image.read_bytes()
         blob = clients.bucket.blob(blob_path)
         blob.metadata = {
             "case_id": case.case_id,
@@ -287,7 +306,6 @@ class SyncService:
             clients.db.collection(schema.CASES).document(case.case_id).create(
                 case_document(case, blob_path), retry=_firestore_retry(), timeout=UPLOAD_TIMEOUT_S
             )
-        self.store.mark_uploaded(case.case_id)
 
     def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
         for message in self.store.pending_messages():
@@ -353,7 +371,10 @@ class SyncService:
         since = self._watermark()
         changed = 0
         newest: datetime | None = None
-        for snapshot in self._cases_query(clients, since).stream():
+        # Only the fields the cloud changes: a rural uplink should not carry back the
+        # on-device results it just sent.
+        remote_fields = ["status", "cloud", "review", "updated_at"]
+        for snapshot in self._cases_query(clients, since).select(remote_fields).stream():
             changed += self._apply_case(snapshot)
             newest = _latest(newest, (snapshot.to_dict() or {}).get("updated_at"))
         for snapshot in self._messages_query(clients, since).stream():

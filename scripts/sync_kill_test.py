@@ -36,14 +36,15 @@ def main() -> int:
         config = servers.kiosk_config(Path(tmp) / "kiosk")
         store = CaseStore.open(config)
         add_cases(store, np.random.default_rng(args.seed), args.initial_cases)
+        clients = connect(config)
         result = run_kill_loop(
             config,
             store,
+            clients,
             kills=args.kills,
             seed=args.seed,
             new_cases_per_round=args.new_cases_per_round,
         )
-        clients = connect(config)
         check_exactly_once(store, clients, result)
         clients.close()
         store.close()
@@ -51,6 +52,7 @@ def main() -> int:
         "rounds": result.rounds,
         "kills": result.kills,
         "kills_mid_queue": result.kills_mid_queue,
+        "kills_between_send_and_mark": result.kills_between_send_and_mark,
         "cases": result.cases,
         "messages": result.messages,
         "problems": result.problems[:20],

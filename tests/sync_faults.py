@@ -34,7 +34,10 @@ REPO = Path(__file__).resolve().parent.parent
 class KillLoopResult:
     rounds: int = 0
     kills: int = 0
-    kills_mid_queue: int = 0  # kills after which some, but not all, cases were uploaded
+    kills_mid_queue: int = 0  # kills after which some, but not all, queued cases were sent
+    # Kills that left a case in Firestore but still queued on the kiosk: the window that
+    # exactly-once has to survive (the next pass sends it again).
+    kills_between_send_and_mark: int = 0
     cases: int = 0
     messages: int = 0
     problems: list[str] = field(default_factory=list)
@@ -69,9 +72,17 @@ def add_cases(store: CaseStore, rng: np.random.Generator, n: int) -> list[str]:
     return ids
 
 
+def remote_case_ids(clients: FirebaseClients, kiosk_id: str) -> set[str]:
+    query = clients.db.collection(schema.CASES).where(
+        filter=FieldFilter("kiosk_id", "==", kiosk_id)
+    )
+    return {d.id for d in query.select([]).stream()}
+
+
 def run_kill_loop(
     config: KioskConfig,
     store: CaseStore,
+    clients: FirebaseClients,
     kills: int,
     seed: int = 0,
     new_cases_per_round: int = 4,
@@ -93,7 +104,7 @@ def run_kill_loop(
         cases = store.list_cases(limit=None)
         for case in rng.sample(cases, min(2, len(cases))):
             store.add_message(case.case_id, f"note {round_no}")
-        before = store.counts()["saved"]
+        queued = {c.case_id for c in store.pending_uploads()}
         child = subprocess.Popen(
             [sys.executable, "-m", "kiosk", "sync", "--once"],
             env=env,
@@ -106,9 +117,13 @@ def run_kill_loop(
             child.send_signal(signal.SIGKILL)
             result.kills += 1
         child.wait(timeout=60)
-        after = store.counts()["saved"]
-        if 0 < after < before:
+        remote = remote_case_ids(clients, store.kiosk_id)
+        sent = queued & remote
+        if 0 < len(sent) < len(queued):
             result.kills_mid_queue += 1
+        still_queued = {c.case_id for c in store.pending_uploads()}
+        if still_queued & remote:
+            result.kills_between_send_and_mark += 1
     final = subprocess.run(
         [sys.executable, "-m", "kiosk", "sync", "--once"],
         env=env,

@@ -185,9 +185,9 @@ def test_quarantine_keeps_the_rest_going(store: CaseStore) -> None:
     bad = store.save_case(rgb(2), result())
     assert bad.image_path is not None
     bad.image_path.write_bytes(b"garbage")
-    assert store.verify_image(good) == good.image_path
+    assert store.read_verified_image(good) == good.image_path.read_bytes()
     with pytest.raises(CaseStoreError, match="quarantined"):
-        store.verify_image(bad)
+        store.read_verified_image(bad)
     assert [c.case_id for c in store.pending_uploads()] == [good.case_id]
     assert store.counts()["quarantined"] == 1
     assert store.queue_depth() == 1

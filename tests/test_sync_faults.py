@@ -16,7 +16,7 @@ def test_sync_killed_at_random_moments_ends_exactly_once(
 
     store = CaseStore.open(kiosk_config)
     add_cases(store, np.random.default_rng(99), 20)
-    result = run_kill_loop(kiosk_config, store, kills=10, seed=7, new_cases_per_round=8)
+    result = run_kill_loop(kiosk_config, store, cloud, kills=10, seed=7, new_cases_per_round=8)
     check_exactly_once(store, cloud, result)
     store.close()
     assert result.problems == []
