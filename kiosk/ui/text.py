@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import arabic_reshaper
 import pygame
@@ -39,6 +41,7 @@ ELLIPSIS = "…"
 # baseline sits BASELINE below its top; the ink checks in the tests hold these to the box.
 LINE_PITCH = 1.55
 BASELINE = 1.12
+V = TypeVar("V")
 _CACHE_LIMIT = 4000
 
 _ARABIC_RANGES = (
@@ -138,14 +141,11 @@ class TextPainter:
         bold: bool = False,
         max_lines: int = 0,
     ) -> _Fitted:
-        key = (text, width, height, size, min_size, bold, max_lines)
-        found = self._fits.get(key)
-        if found is None:
-            found = self._fit(text, width, height, size, min_size, bold, max_lines)
-            if len(self._fits) > _CACHE_LIMIT:
-                self._fits.clear()
-            self._fits[key] = found
-        return found
+        return _cached(
+            self._fits,
+            (text, width, height, size, min_size, bold, max_lines),
+            lambda: self._fit(text, width, height, size, min_size, bold, max_lines),
+        )
 
     def _fit(
         self,
@@ -211,14 +211,11 @@ class TextPainter:
     def line_surface(
         self, line: str, size: int, bold: bool, color: tuple[int, ...]
     ) -> pygame.Surface:
-        key = (line, size, bold, color)
-        found = self._surfaces.get(key)
-        if found is None:
-            found = self.font(size, bold).render(line, True, color)
-            if len(self._surfaces) > _CACHE_LIMIT:
-                self._surfaces.clear()
-            self._surfaces[key] = found
-        return found
+        return _cached(
+            self._surfaces,
+            (line, size, bold, color),
+            lambda: self.font(size, bold).render(line, True, color),
+        )
 
     def draw(
         self,
@@ -260,3 +257,15 @@ class TextPainter:
             if bounds.width and bounds.height:
                 ink = bounds if ink is None else ink.union(bounds)
         return TextRecord(text, box, ink, s, fitted.truncated, cut_ok)
+
+
+def _cached(cache: dict[Any, V], key: Any, make: Callable[[], V]) -> V:
+    """`cache[key]`, made on first use; the cache starts over past _CACHE_LIMIT entries (the
+    texts on screen change slowly, so a reset costs one frame of re-rendering)."""
+    found = cache.get(key)
+    if found is None:
+        found = make()
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = found
+    return found
