@@ -79,6 +79,16 @@ def remote_case_ids(clients: FirebaseClients, kiosk_id: str) -> set[str]:
     return {d.id for d in query.select([]).stream()}
 
 
+def _wait_until_sent(
+    clients: FirebaseClients, kiosk_id: str, queued: set[str], child: subprocess.Popen[bytes]
+) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and child.poll() is None:
+        if queued & remote_case_ids(clients, kiosk_id):
+            return
+        time.sleep(0.02)
+
+
 def run_kill_loop(
     config: KioskConfig,
     store: CaseStore,
@@ -89,13 +99,13 @@ def run_kill_loop(
     max_delay_s: float = 2.0,
 ) -> KillLoopResult:
     """Rounds until `kills` processes were killed (a pass that finished before its moment
-    came does not count), at most 4 × `kills` rounds."""
+    came does not count) and at least one kill landed mid-queue; at most 4 × `kills` rounds."""
     rng = random.Random(seed)
     pictures = np.random.default_rng(seed)
     env = sync_environment(config)
     result = KillLoopResult()
     for round_no in range(4 * kills):
-        if result.kills >= kills:
+        if result.kills >= kills and result.kills_mid_queue > 0:
             break
         result.rounds += 1
         add_cases(store, pictures, new_cases_per_round)
@@ -112,7 +122,14 @@ def run_kill_loop(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.2, max_delay_s))
+        if round_no % 2 == 0:
+            # Any moment: start-up, connecting, uploading, catching up.
+            time.sleep(rng.uniform(0.2, max_delay_s))
+        else:
+            # Aimed at the upload window, the one exactly-once is about: just after the
+            # first of this round's cases reaches Firestore.
+            _wait_until_sent(clients, store.kiosk_id, queued, child)
+            time.sleep(rng.uniform(0.0, 0.15))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             result.kills += 1
