@@ -142,8 +142,9 @@ class SyncService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempt = 0
-        self._status = SyncStatus.offline(pending=store.queue_depth())
-        self._status = self._with(last_sync=self._stored_last_sync())
+        self._status = replace(
+            SyncStatus.offline(pending=store.queue_depth()), last_sync=self._stored_last_sync()
+        )
 
     # ---- status -------------------------------------------------------------------------
 

@@ -90,7 +90,7 @@ copy_checkout() {
 # shellcheck disable=SC2016  # expanded inside the chroot
 INSIDE='
 set -euo pipefail
-cd /root/skinscan
+cd "$HOME/skinscan"  # where copy_checkout put the checkout (HOME: the chroot root user home)
 time_install=$SECONDS
 ./setup.sh install-service
 echo "install-service: $((SECONDS - time_install)) s" >&2
@@ -105,7 +105,7 @@ systemctl is-enabled skinscan-kiosk.service >&2
 cd /opt/skinscan/src/tests/data/samples
 runuser -u skinscan -- env HOME=/var/lib/skinscan /opt/skinscan/venv/bin/kiosk classify --json -- *.jpg
 # Uninstall removes the services, the user and the code, and keeps the data.
-cd /root/skinscan
+cd "$HOME/skinscan"  # where copy_checkout put the checkout (HOME: the chroot root user home)
 ./setup.sh uninstall >&2
 # (tests as plain commands: set -e ignores a failing "!" command or "a && b" list)
 if id skinscan >/dev/null 2>&1; then echo "user skinscan left behind" >&2; exit 1; fi

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from google.cloud.firestore_v1.base_query import FieldFilter
@@ -72,11 +73,21 @@ def add_cases(store: CaseStore, rng: np.random.Generator, n: int) -> list[str]:
     return ids
 
 
+def kiosk_cases_query(clients: FirebaseClients, kiosk_id: str) -> Any:
+    return clients.db.collection(schema.CASES).where(filter=FieldFilter("kiosk_id", "==", kiosk_id))
+
+
 def remote_case_ids(clients: FirebaseClients, kiosk_id: str) -> set[str]:
-    query = clients.db.collection(schema.CASES).where(
-        filter=FieldFilter("kiosk_id", "==", kiosk_id)
-    )
-    return {d.id for d in query.select([]).stream()}
+    return {d.id for d in kiosk_cases_query(clients, kiosk_id).select([]).stream()}
+
+
+def kiosk_docs(clients: FirebaseClients, kiosk_id: str) -> dict[str, dict[str, Any]]:
+    return {d.id: d.to_dict() for d in kiosk_cases_query(clients, kiosk_id).stream()}
+
+
+def kiosk_blobs(clients: FirebaseClients, kiosk_id: str) -> dict[str, bytes]:
+    prefix = f"{schema.CASES}/{kiosk_id}/"
+    return {b.name: b.download_as_bytes() for b in clients.bucket.list_blobs(prefix=prefix)}
 
 
 def _wait_until_sent(
@@ -159,14 +170,8 @@ def check_exactly_once(store: CaseStore, clients: FirebaseClients, result: KillL
     """Fill result.problems with every deviation from one document + one object per case."""
     cases = store.list_cases(limit=None)
     result.cases = len(cases)
-    docs = {
-        d.id: d.to_dict()
-        for d in clients.db.collection(schema.CASES)
-        .where(filter=FieldFilter("kiosk_id", "==", store.kiosk_id))
-        .stream()
-    }
-    prefix = f"{schema.CASES}/{store.kiosk_id}/"
-    blobs = {b.name: b for b in clients.bucket.list_blobs(prefix=prefix)}
+    docs = kiosk_docs(clients, store.kiosk_id)
+    blobs = kiosk_blobs(clients, store.kiosk_id)
     if len(docs) != len(cases):
         result.problems.append(f"{len(docs)} documents for {len(cases)} cases")
     if len(blobs) != len(cases):
@@ -176,11 +181,11 @@ def check_exactly_once(store: CaseStore, clients: FirebaseClients, result: KillL
             result.problems.append(f"case {case.case_id} is {case.status}")
         if case.case_id not in docs:
             result.problems.append(f"case {case.case_id} has no document")
-        blob = blobs.get(schema.case_image_path(store.kiosk_id, case.case_id))
-        if blob is None:
+        data = blobs.get(schema.case_image_path(store.kiosk_id, case.case_id))
+        if data is None:
             result.problems.append(f"case {case.case_id} has no object")
             continue
-        if hashlib.sha256(blob.download_as_bytes()).hexdigest() != case.image_sha256:
+        if hashlib.sha256(data).hexdigest() != case.image_sha256:
             result.problems.append(f"case {case.case_id}: stored bytes differ")
     for case in cases:
         local = {m.message_id for m in store.messages(case.case_id)}

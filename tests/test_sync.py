@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from kiosk import cloud_schema as schema
 from kiosk.cases import CaseStatus, CaseStore, OnDeviceResult
@@ -18,6 +17,7 @@ from kiosk.firebase import CredentialsError, FirebaseClients, OfflineError, conn
 from kiosk.sync import SyncService, backoff_delay
 from tests.firebase_fixtures import FirebaseEnv
 from tests.servers import TcpProxy, free_port
+from tests.sync_faults import kiosk_blobs, kiosk_docs
 
 
 def on_device(label: str = "melanoma", urgency: str = "urgent") -> OnDeviceResult:
@@ -38,18 +38,6 @@ def picture(seed: int) -> np.ndarray:
 
 def save_cases(store: CaseStore, n: int) -> list[str]:
     return [store.save_case(picture(i), on_device(), body_site="arm").case_id for i in range(n)]
-
-
-def kiosk_docs(clients: FirebaseClients, kiosk_id: str) -> dict[str, dict]:
-    query = clients.db.collection(schema.CASES).where(
-        filter=FieldFilter("kiosk_id", "==", kiosk_id)
-    )
-    return {d.id: d.to_dict() for d in query.stream()}
-
-
-def kiosk_blobs(clients: FirebaseClients, kiosk_id: str) -> dict[str, bytes]:
-    prefix = f"{schema.CASES}/{kiosk_id}/"
-    return {b.name: b.download_as_bytes() for b in clients.bucket.list_blobs(prefix=prefix)}
 
 
 def assert_exactly_once(store: CaseStore, clients: FirebaseClients, case_ids: list[str]) -> None:
