@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,13 +218,20 @@ class TcpProxy:
     exactly as the kiosk sees a server die mid-request; restarting it on the same port brings
     the server back with its data intact. (gcp-storage-emulator itself cannot be SIGKILLed
     for this: it rewrites its whole metadata file on every upload, non-atomically, and a kill
-    mid-write leaves it unable to start.)"""
+    mid-write leaves it unable to start.)
+
+    The storage emulator serves one connection at a time, so a relayed connection that stayed
+    open upstream after stop() would wedge it for every later test. Hence stop() never just
+    close()s a socket another thread is blocked in (on Linux that neither wakes the thread nor
+    ends the connection, and the freed descriptor number can be reused under it): it shuts
+    both ends down, which wakes the relay threads, and the last of a pair's two threads closes
+    its sockets with a reset."""
 
     def __init__(self, upstream_port: int, port: int | None = None) -> None:
         self.upstream_port = upstream_port
         self.port = port or free_port()
         self._listener: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
+        self._pairs: set[_RelayedConnection] = set()
         self._lock = threading.Lock()
         self._running = False
 
@@ -248,33 +256,26 @@ class TcpProxy:
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
             except OSError:
-                client.close()
+                _reset(client)
                 continue
             upstream.settimeout(None)
+            pair = _RelayedConnection(client, upstream, self._forget)
             with self._lock:
                 if not self._running:  # accepted just as stop() ran: drop it too
-                    for s in (client, upstream):
-                        _reset(s)
+                    _reset(client)
+                    _reset(upstream)
                     return
-                self._sockets.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                self._pairs.add(pair)
+            pair.start()
 
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                target.shutdown(socket.SHUT_WR)
+    def _forget(self, pair: _RelayedConnection) -> None:
+        with self._lock:
+            self._pairs.discard(pair)
 
     def stop(self) -> None:
         with self._lock:
             self._running = False
-            sockets, self._sockets = self._sockets, set()
+            pairs, self._pairs = self._pairs, set()
         if self._listener is not None:
             # shutdown() first: a close() alone leaves the accept() that blocks in the other
             # thread holding the port, and the restart could not bind it.
@@ -282,8 +283,55 @@ class TcpProxy:
                 self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
-        for s in sockets:
-            _reset(s)
+        for pair in pairs:
+            pair.abort()
+
+
+class _RelayedConnection:
+    """One client connection and its upstream twin, relayed by two threads."""
+
+    def __init__(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        on_closed: Callable[[_RelayedConnection], None],
+    ) -> None:
+        self._sockets = (client, upstream)
+        self._on_closed = on_closed
+        self._lock = threading.Lock()
+        self._threads_left = 2
+        self._aborted = False
+
+    def start(self) -> None:
+        client, upstream = self._sockets
+        for source, target in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def abort(self) -> None:
+        """Both ends see the connection end now, mid-request or not."""
+        with self._lock:
+            self._aborted = True
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        with self._lock:
+            if not self._aborted:
+                with contextlib.suppress(OSError):
+                    target.shutdown(socket.SHUT_WR)
+            self._threads_left -= 1
+            last = self._threads_left == 0
+        if last:  # no thread is blocked in either socket now: closing is safe
+            for s in self._sockets:
+                s.close()
+            self._on_closed(self)
 
 
 def _reset(s: socket.socket) -> None:
