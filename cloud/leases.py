@@ -18,6 +18,7 @@ from typing import Any
 
 from firebase_admin import firestore
 
+from cloud.transactions import ContendedError, run_transaction
 from cloud.tta import CloudResult
 from kiosk import cloud_schema as schema
 
@@ -84,7 +85,12 @@ def claim(db: Any, case_id: str, worker: str, lease_s: float) -> Claim:
         )
         return Claim.CLAIMED
 
-    return attempt(db.transaction())
+    try:
+        return run_transaction(db, attempt)
+    except ContendedError:
+        # Only another worker's write to this very case collides with a claim: it is on it.
+        # If its claim failed too, the next catch-up finds the case still free.
+        return Claim.LEASED
 
 
 def commit(db: Any, case_id: str, worker: str, result: CloudResult) -> Commit:
@@ -123,7 +129,7 @@ def commit(db: Any, case_id: str, worker: str, result: CloudResult) -> Commit:
         transaction.update(ref, update)
         return outcome
 
-    return attempt(db.transaction())
+    return run_transaction(db, attempt)
 
 
 def give_up(db: Any, case_id: str, worker: str, *, permanent: str | None) -> None:
@@ -152,4 +158,4 @@ def give_up(db: Any, case_id: str, worker: str, *, permanent: str | None) -> Non
             update["updated_at"] = firestore.SERVER_TIMESTAMP
         transaction.update(ref, update)
 
-    attempt(db.transaction())
+    run_transaction(db, attempt)

@@ -21,18 +21,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from firebase_admin import firestore
 from google.api_core import exceptions as gexc
 
 from cloud import leases
 from cloud.leases import Claim, Commit
+from cloud.transactions import ContendedError
 from cloud.tta import classify_tta
 from kiosk import cloud_schema as schema
 from kiosk.errors import ImageReadError
 from kiosk.imaging import load_rgb
 from kiosk.model import Classifier
+
+T = TypeVar("T")
 
 
 class PermanentCaseError(Exception):
@@ -84,7 +87,13 @@ class CaseWorker:
             # Network or a blob not there yet: release now so the next catch-up retries.
             leases.give_up(self.db, case_id, self.worker_id, permanent=None)
             return self._done(case_id, "retry", start)
-        committed = leases.commit(self.db, case_id, self.worker_id, result)
+        try:
+            committed = leases.commit(self.db, case_id, self.worker_id, result)
+        except ContendedError:
+            # Release the lease rather than sit on it until it expires: the next catch-up
+            # does the case again in seconds, not minutes.
+            leases.give_up(self.db, case_id, self.worker_id, permanent=None)
+            return self._done(case_id, "retry", start)
         return self._done(case_id, str(committed), start)
 
     def _done(self, case_id: str, outcome: str, start: float) -> Outcome:
@@ -135,6 +144,10 @@ class CaseWorker:
         """Listen and catch up until `stop` is set."""
         arrivals: queue.Queue[str] = queue.Queue()
         watch = self._listen(arrivals)
+        # Releasing a case after a passing failure (blob missing, network) modifies it, and
+        # the listener hands it straight back: without this, a case whose image is gone would
+        # be retried in a tight loop. Such cases wait for the next catch-up instead.
+        retry_later: set[str] = set()
         try:
             next_catch_up = 0.0
             while not stop.is_set():
@@ -145,21 +158,34 @@ class CaseWorker:
                         watch.unsubscribe()
                         watch = self._listen(arrivals)
                         emit("relistening")
-                    self._guarded(self.catch_up)
+                    outcomes = self._guarded(self.catch_up) or []
+                    retry_later = {o.case_id for o in outcomes if o.outcome == "retry"}
                     next_catch_up = time.monotonic() + catch_up_interval_s
                 try:
                     case_id = arrivals.get(timeout=min(1.0, catch_up_interval_s))
                 except queue.Empty:
                     continue
-                self._guarded(lambda c=case_id: self.process(c))
+                if case_id in retry_later:
+                    continue
+                done = self._guarded(lambda c=case_id: self.process(c))
+                if done is not None and done.outcome == "retry":
+                    retry_later.add(case_id)
         finally:
             watch.unsubscribe()
 
     def _listen(self, arrivals: queue.Queue[str]) -> Any:
         def on_snapshot(_docs: Any, changes: Any, _read_time: Any) -> None:
+            now = leases.now_utc()
             for change in changes:
-                if change.type.name in ("ADDED", "MODIFIED"):
-                    arrivals.put(change.document.id)
+                if change.type.name not in ("ADDED", "MODIFIED"):
+                    continue
+                # Another worker's claim modifies the case too: skip cases under a live lease
+                # instead of answering every claim with a doomed claim of our own (that only
+                # makes the transactions collide). An expired lease is the catch-up's job.
+                lease = leases.Lease.from_document((change.document.to_dict() or {}).get("lease"))
+                if lease is not None and lease.live(now):
+                    continue
+                arrivals.put(change.document.id)
 
         return (
             self.db.collection(schema.CASES)
@@ -167,14 +193,15 @@ class CaseWorker:
             .on_snapshot(on_snapshot)
         )
 
-    def _guarded(self, work: Callable[[], Any]) -> None:
+    def _guarded(self, work: Callable[[], T]) -> T | None:
         # A Firestore outage must not end the worker: log one line and go on; the lease
         # machinery makes a repeat harmless.
         try:
-            work()
+            return work()
         except gexc.GoogleAPIError as e:
             emit("error", error=type(e).__name__)
             time.sleep(1.0)
+            return None
 
 
 def main_loop(worker: CaseWorker, once: bool, catch_up_interval_s: float) -> int:

@@ -536,3 +536,10 @@ def test_a_case_the_cloud_finds_urgent_moves_up_the_queue(clean):
     assert [c.case_id for c in queue] == [routine, soon]
     assert queue[0].urgency == "urgent" and queue[0].raised_by_cloud
     assert case_doc(clean.fb, routine)["urgency_rank"] == 2  # the kiosk's own rank is kept
+
+
+def test_a_case_id_firestore_reserves_is_not_found_not_a_server_error(clean, tmp_path):
+    app = make_app(clean, tmp_path)
+    client = app.test_client()
+    assert login_form(client, USER, PASSWORD).status_code == 302
+    assert client.get("/cases/__reserved__").status_code == 404

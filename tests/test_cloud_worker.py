@@ -13,9 +13,12 @@ import time
 
 import numpy as np
 import pytest
+from firebase_admin import firestore
+from google.api_core import exceptions as gexc
 
 from cloud import leases
 from cloud.leases import Claim, Commit
+from cloud.transactions import ContendedError, run_transaction
 from cloud.tta import classify_tta, dihedral_views
 from cloud.worker import CaseWorker
 from kiosk import cloud_schema as schema
@@ -158,6 +161,39 @@ def test_a_missing_blob_is_retried_later(clean, classifier):
     assert "lease" not in case and "cloud_error" not in case
     put_case(clean.fb, image=sample_images()[0], case_id=case_id)  # the kiosk uploads again
     assert [o.outcome for o in worker.catch_up()] == [str(Commit.CLASSIFIED)]
+
+
+def test_a_running_worker_retries_a_missing_blob_per_catch_up_not_in_a_loop(clean, classifier):
+    # Releasing the case modifies it, and the listener would hand it straight back.
+    case_id = put_case(clean.fb, image=sample_images()[0])
+    clean.fb.bucket.blob(case_doc(clean.fb, case_id)["image"]["path"]).delete()
+    worker = worker_for(clean, classifier, "w1")
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(2.0, stop), daemon=True)
+    thread.start()
+    time.sleep(5.0)  # catch-ups at about 0, 2 and 4 s
+    stop.set()
+    thread.join(timeout=30)
+    retries = [o for o in worker.outcomes if o.case_id == case_id and o.outcome == "retry"]
+    assert 1 <= len(retries) <= 4, f"{len(retries)} attempts in 5 s"
+    assert "lease" not in case_doc(clean.fb, case_id)
+
+
+def test_a_transaction_that_keeps_colliding_is_reported_as_contention(clean):
+    db = clean.fb.db
+    ref = db.collection("contention-probe").document("doc")
+    ref.set({"n": 0})
+
+    @firestore.transactional
+    def collide(transaction):
+        ref.get(transaction=transaction)  # this transaction now holds the document's lock
+        ref.set({"n": 1})  # a write outside it waits on that lock until the emulator aborts
+        return "committed"
+
+    with pytest.raises(ContendedError) as raised:
+        run_transaction(db, collide)
+    assert isinstance(raised.value, gexc.GoogleAPIError)  # so the worker loop logs it and goes on
+    assert ref.get().to_dict() == {"n": 0}
 
 
 # --------------------------------------------------------------------------- processes

@@ -81,6 +81,12 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
 
     app.after_request(add_headers)
 
+    @app.errorhandler(gexc.GoogleAPIError)
+    def firestore_unavailable(_error: gexc.GoogleAPIError) -> tuple[str, int]:
+        # Firestore or Storage down, or a write that kept colliding with another one: say so
+        # plainly (a generic 500 reads as "my review is lost") and tell how to retry.
+        return render_template("unavailable.html", method=request.method), 503
+
     @app.get("/healthz")
     def health() -> str:
         return "ok"

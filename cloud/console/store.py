@@ -12,11 +12,13 @@ from typing import Any
 
 from firebase_admin import firestore
 
+from cloud.transactions import run_transaction
 from kiosk import cloud_schema as schema
 from kiosk.cases import Review
 from kiosk.conditions import CONDITIONS
 
-CASE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Firestore reserves ids of the form __name__.
+CASE_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_MESSAGE = 2000
 MAX_RECOMMENDATION = 4000
@@ -235,7 +237,7 @@ class ConsoleStore:
             # In the same transaction: a review without its audit entry cannot exist.
             transaction.set(audit, _audit("review", case_id, reviewer, {"label": label}))
 
-        write(self.db.transaction())
+        run_transaction(self.db, write)
 
     def add_message(
         self, case_id: str, message_id: str, body: str, author: str, author_name: str
