@@ -112,6 +112,13 @@ UNIT_DIR=/etc/systemd/system
 # second process that could race it for the same queue.
 UNITS=(skinscan-kiosk.service)
 
+random_pin() {
+    # Six digits from the kernel's random source (the modulo bias of 2^32 % 10^6 is negligible).
+    local n
+    n=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+    printf '%06d' $((n % 1000000))
+}
+
 need_root() { [ "$(id -u)" -eq 0 ] || die "$verb needs root: sudo ./setup.sh $verb"; }
 systemd_running() { [ -d /run/systemd/system ]; }
 
@@ -134,7 +141,10 @@ install_service() {
     install -d -m 0750 -o root -g "$SERVICE_USER" "$CONF_DIR"
     if [ ! -e "$CONF_DIR/kiosk.toml" ]; then
         install -m 0640 -o root -g "$SERVICE_USER" systemd/kiosk.toml "$CONF_DIR/kiosk.toml"
-        log "wrote $CONF_DIR/kiosk.toml: set kiosk_id, mqtt and Firebase there"
+        # The template's PIN is public (it is in this repository): every kiosk gets its own.
+        sed -i "s/^admin_pin = .*/admin_pin = \"$(random_pin)\"/" "$CONF_DIR/kiosk.toml"
+        log "wrote $CONF_DIR/kiosk.toml: set mqtt and Firebase there; the Settings PIN"
+        log "  is admin_pin in that file (random for this kiosk; sudo to read it)"
     fi
     log "copying the kiosk to $APP_DIR/src"
     install -d -m 0755 "$APP_DIR"
