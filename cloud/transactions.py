@@ -24,7 +24,7 @@ def run_transaction(db: Any, attempt: Callable[[Any], T]) -> T:
     """Run a `@firestore.transactional` function; a collision it could not get past becomes
     ContendedError. Collisions surface two ways: the library retries an aborted commit and then
     gives up with a bare ValueError, and a read that waited too long on another transaction's
-    lock fails with Aborted at once, without a retry."""
+    lock fails with Aborted at once, without a retry. Other Google API errors pass through."""
     try:
         return attempt(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
     except ContendedError:
@@ -34,4 +34,8 @@ def run_transaction(db: Any, attempt: Callable[[Any], T]) -> T:
     except ValueError as e:
         if isinstance(e.__cause__, gexc.Aborted):
             raise ContendedError(str(e)) from e
+        # When beginning the transaction failed (server unreachable), the library's rollback
+        # raises "no transaction ID" over the real error: report the real one.
+        if isinstance(e.__context__, gexc.GoogleAPIError):
+            raise e.__context__ from None
         raise

@@ -289,7 +289,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def make_app(env: CloudEnv, tmp_path: Path, *, secure: bool = False, attempts: int = 3):
+def make_app(
+    env: CloudEnv,
+    tmp_path: Path,
+    *,
+    secure: bool = False,
+    attempts: int = 3,
+    store: ConsoleStore | None = None,
+):
     accounts = StaffAccounts(tmp_path / "staff.json")
     accounts.add(USER, PASSWORD, NAME)
     settings = ConsoleSettings(
@@ -300,7 +307,7 @@ def make_app(env: CloudEnv, tmp_path: Path, *, secure: bool = False, attempts: i
         login_window_s=600,
         cloud_model_version="test",
     )
-    app = create_app(settings, ConsoleStore(env.fb.db, env.fb.bucket), accounts)
+    app = create_app(settings, store or ConsoleStore(env.fb.db, env.fb.bucket), accounts)
     return app
 
 
@@ -543,3 +550,27 @@ def test_a_case_id_firestore_reserves_is_not_found_not_a_server_error(clean, tmp
     client = app.test_client()
     assert login_form(client, USER, PASSWORD).status_code == 302
     assert client.get("/cases/__reserved__").status_code == 404
+
+
+def test_with_firestore_unreachable_a_page_says_nothing_was_saved_within_seconds(
+    clean, tmp_path, monkeypatch
+):
+    from google.cloud import firestore as gfirestore
+
+    # A Firestore client whose server is gone (nothing listens on the port).
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    dead = ConsoleStore(gfirestore.Client(project=clean.fb.db.project), clean.fb.bucket)
+    app = make_app(clean, tmp_path, store=dead)
+    client = app.test_client()
+    assert login_form(client, USER, PASSWORD).status_code == 302
+    start = time.monotonic()
+    page = client.get("/")
+    assert page.status_code == 503
+    assert b"did not answer" in page.data
+    with client.session_transaction() as s:
+        token = s["csrf_token"]
+    form = {"label": "melanoma", "recommendation": "Refer.", "csrf_token": token}
+    posted = client.post(f"/cases/{'a' * 32}/review", data=form)
+    assert posted.status_code == 503
+    assert b"not stored yet" in posted.data
+    assert time.monotonic() - start < 60  # two bounded calls, not the library's minutes

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from firebase_admin import firestore
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_transient_error
+from google.cloud.storage.retry import DEFAULT_RETRY
 
-from cloud.transactions import run_transaction
 from kiosk import cloud_schema as schema
 from kiosk.cases import Review
 from kiosk.conditions import CONDITIONS
@@ -24,6 +26,18 @@ MAX_MESSAGE = 2000
 MAX_RECOMMENDATION = 4000
 OPEN_STATUSES = [schema.STATUS_UPLOADED, schema.STATUS_CLASSIFIED]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Every call is bounded. With Firestore or Storage unreachable the client libraries would wait
+# for minutes, and a dermatologist would stare at a page that never loads; instead the call
+# fails within about CALL_TIMEOUT_S + RETRY_S, and the app shows "nothing was saved, try
+# again" (503).
+CALL_TIMEOUT_S = 10.0
+RETRY_S = 15.0
+_RETRY = Retry(
+    initial=0.2, maximum=2.0, multiplier=2.0, timeout=RETRY_S, predicate=if_transient_error
+)
+BOUNDED: dict[str, Any] = {"timeout": CALL_TIMEOUT_S, "retry": _RETRY}
+_STORAGE_RETRY = DEFAULT_RETRY.with_timeout(RETRY_S)
 
 
 class CaseNotFoundError(LookupError):
@@ -168,19 +182,19 @@ class ConsoleStore:
         docs = (
             self.db.collection(schema.CASES)
             .where(filter=firestore.FieldFilter("status", "in", OPEN_STATUSES))
-            .stream()
+            .stream(**BOUNDED)
         )
         cases = [_case(doc.id, doc.to_dict()) for doc in docs]
         return sorted(cases, key=lambda c: (c.queue_rank, c.created_at, c.case_id))
 
     def case(self, case_id: str) -> Case:
-        snap = self._ref(case_id).get()
+        snap = self._ref(case_id).get(**BOUNDED)
         if not snap.exists:
             raise CaseNotFoundError(case_id)
         return _case(snap.id, snap.to_dict())
 
     def messages(self, case_id: str) -> list[Message]:
-        docs = self._ref(case_id).collection(schema.MESSAGES).stream()
+        docs = self._ref(case_id).collection(schema.MESSAGES).stream(**BOUNDED)
         rows = []
         for doc in docs:
             d = doc.to_dict()
@@ -199,7 +213,9 @@ class ConsoleStore:
         """The case image, checked against the sha256 the kiosk recorded."""
         if not case.image_path:
             raise CaseNotFoundError(case.case_id)
-        data = self.bucket.blob(case.image_path).download_as_bytes()
+        data = self.bucket.blob(case.image_path).download_as_bytes(
+            timeout=CALL_TIMEOUT_S, retry=_STORAGE_RETRY
+        )
         if hashlib.sha256(data).hexdigest() != case.image_sha256:
             raise CaseNotFoundError(case.case_id)
         return data
@@ -217,27 +233,28 @@ class ConsoleStore:
         ref = self._ref(case_id)
         audit = self.db.collection(schema.AUDIT).document(uuid.uuid4().hex)
 
-        @firestore.transactional
-        def write(transaction: Any) -> None:
-            if not ref.get(transaction=transaction).exists:
-                raise CaseNotFoundError(case_id)
-            transaction.update(
-                ref,
-                {
-                    "review": {
-                        "label": label,
-                        "recommendation": recommendation,
-                        "reviewer": reviewer_name,
-                        "reviewed_at": firestore.SERVER_TIMESTAMP,
-                    },
-                    "status": schema.STATUS_REVIEWED,
-                    "updated_at": firestore.SERVER_TIMESTAMP,
+        # One batch, so a review without its audit entry cannot exist. No transaction is
+        # needed: update() fails on a missing document, and the last review written wins (a
+        # second dermatologist's correction replaces the first, and both are in the audit).
+        batch = self.db.batch()
+        batch.update(
+            ref,
+            {
+                "review": {
+                    "label": label,
+                    "recommendation": recommendation,
+                    "reviewer": reviewer_name,
+                    "reviewed_at": firestore.SERVER_TIMESTAMP,
                 },
-            )
-            # In the same transaction: a review without its audit entry cannot exist.
-            transaction.set(audit, _audit("review", case_id, reviewer, {"label": label}))
-
-        run_transaction(self.db, write)
+                "status": schema.STATUS_REVIEWED,
+                "updated_at": firestore.SERVER_TIMESTAMP,
+            },
+        )
+        batch.set(audit, _audit("review", case_id, reviewer, {"label": label}))
+        try:
+            batch.commit(**BOUNDED)
+        except gexc.NotFound:
+            raise CaseNotFoundError(case_id) from None
 
     def add_message(
         self, case_id: str, message_id: str, body: str, author: str, author_name: str
@@ -268,7 +285,7 @@ class ConsoleStore:
             self.db.collection(schema.AUDIT).document(f"message-{message_id}"),
             _audit("message", case_id, author, {}),
         )
-        batch.commit()
+        batch.commit(**BOUNDED)
 
     # -- programme overview
 
@@ -278,7 +295,7 @@ class ConsoleStore:
             _case(doc.id, doc.to_dict())
             for doc in self.db.collection(schema.CASES)
             .where(filter=firestore.FieldFilter("created_at", ">=", since))
-            .stream()
+            .stream(**BOUNDED)
         ]
         today = datetime.now(UTC).date()
         day_keys = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
@@ -312,7 +329,7 @@ class ConsoleStore:
 
     def kiosks(self) -> list[Kiosk]:
         rows = []
-        for doc in self.db.collection(schema.KIOSKS).stream():
+        for doc in self.db.collection(schema.KIOSKS).stream(**BOUNDED):
             d = doc.to_dict()
             depth = d.get("queue_depth")
             rows.append(
@@ -327,7 +344,7 @@ class ConsoleStore:
         return sorted(rows, key=lambda k: k.last_seen or _EPOCH)
 
     def latest_release(self) -> str | None:
-        docs = list(self.db.collection(schema.MODEL_RELEASES).stream())
+        docs = list(self.db.collection(schema.MODEL_RELEASES).stream(**BOUNDED))
         if not docs:
             return None
         newest = max(docs, key=lambda d: str(d.to_dict().get("published_at", "")))
