@@ -64,6 +64,7 @@ UPLOAD_TIMEOUT_S = 30.0
 RETRY_BUDGET_S = 8.0
 # Confirmed uploads are marked in the store this many at a time (one fsync each batch).
 MARK_BATCH = 16
+CLOUD_ACTED_STATUSES = [schema.STATUS_CLASSIFIED, schema.STATUS_REVIEWED]
 
 
 class IntegrityError(Exception):
@@ -350,9 +351,12 @@ class SyncService:
     def _cases_query(self, clients: FirebaseClients, since: datetime | None) -> Any:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
+        # Only cases the cloud has acted on: a case still "uploaded" has nothing new for the
+        # kiosk, and leaving those out keeps a pass from reading back every case it just sent.
         query = clients.db.collection(schema.CASES).where(
             filter=FieldFilter("kiosk_id", "==", self.store.kiosk_id)
         )
+        query = query.where(filter=FieldFilter("status", "in", CLOUD_ACTED_STATUSES))
         if since is not None:
             query = query.where(filter=FieldFilter("updated_at", ">", since))
         return query
