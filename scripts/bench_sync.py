@@ -88,6 +88,8 @@ def our_drain(config: KioskConfig, store: CaseStore) -> tuple[float, list[tuple[
     elapsed = time.perf_counter() - started
     done.set()
     sampler.join()
+    # The pass can end between two samples: the last one is taken here, all cases sent.
+    samples.append((service.status().done_this_pass, rss_mb()))
     service.close()
     if len(report.uploaded) != n:
         raise SystemExit(f"only {len(report.uploaded)} of {n} cases uploaded: {report.failed}")
@@ -139,13 +141,13 @@ def _config(servers: Emulators, data_dir: Path, concurrency: int) -> KioskConfig
     return servers.kiosk_config(data_dir, sync_concurrency=concurrency)
 
 
-def _memory_profile(samples: list[tuple[int, float]], n: int) -> dict[str, float]:
-    """RSS when 10 %, 50 % and 100 % of the cases were sent."""
-    out: dict[str, float] = {}
+def _memory_profile(samples: list[tuple[int, float]], n: int) -> dict[str, float | None]:
+    """RSS when 10 %, 50 % and 100 % of the cases were sent (None: no sample got there)."""
+    out: dict[str, float | None] = {}
     for share in (0.1, 0.5, 1.0):
         reached = [rss for done, rss in samples if done >= share * n]
-        out[f"at_{int(share * 100)}pct"] = round(reached[0], 1) if reached else float("nan")
-    out["peak"] = round(max(rss for _, rss in samples), 1) if samples else float("nan")
+        out[f"at_{int(share * 100)}pct"] = round(reached[0], 1) if reached else None
+    out["peak"] = round(max(rss for _, rss in samples), 1) if samples else None
     return out
 
 
