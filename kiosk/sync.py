@@ -42,7 +42,7 @@ from kiosk.firebase import (
     probe,
 )
 from kiosk.model_updates import ModelUpdater
-from kiosk.sync_status import SyncStatus
+from kiosk.sync_status import SyncProblem, SyncStatus
 
 if TYPE_CHECKING:
     from kiosk.config import KioskConfig
@@ -197,7 +197,7 @@ class SyncService:
             try:
                 clients = self._connect()
             except OfflineError as e:
-                self._with(online=False, last_error=str(e))
+                self._with(online=False, last_error=str(e), problem=SyncProblem.NO_CONNECTION)
                 raise
             self._upload_cases(clients, pending, report)
             self._send_messages(clients, report)
@@ -208,23 +208,36 @@ class SyncService:
             report.images_removed = self.store.apply_retention(self.config.retention_days)
             now = utc_now()
             self.store.set_value(LAST_SYNC_KEY, now.isoformat())
-            last_error = None
+            last_error, problem = None, None
             if report.failed:
                 last_error = f"{len(report.failed)} case(s) failed to upload; will retry"
+                problem = SyncProblem.SOME_FAILED
             elif report.model_rejected:
                 last_error = f"model release rejected: {report.model_rejected}"
-            self._with(online=True, last_sync=now, last_error=last_error, next_attempt_in_s=None)
+                problem = SyncProblem.MODEL_REJECTED
+            self._with(
+                online=True,
+                last_sync=now,
+                last_error=last_error,
+                problem=problem,
+                next_attempt_in_s=None,
+            )
             return report
         except CredentialsError as e:
-            self._with(online=False, last_error=str(e))
+            self._with(online=False, last_error=str(e), problem=SyncProblem.CREDENTIALS)
             raise
-        except OfflineError:
+        except OfflineError as e:
             self._disconnect()
+            self._with(online=False, last_error=str(e), problem=SyncProblem.NO_CONNECTION)
             raise
         except Exception as e:
             # A server that died mid-pass looks like this: drop the connection, try later.
             self._disconnect()
-            self._with(online=False, last_error=f"sync failed: {type(e).__name__}")
+            self._with(
+                online=False,
+                last_error=f"sync failed: {type(e).__name__}",
+                problem=SyncProblem.SERVER_ERROR,
+            )
             raise OfflineError(f"sync failed: {type(e).__name__}: {e}") from e
         finally:
             self._with(syncing=False, pending=self.store.queue_depth())

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
+
+
+class SyncProblem(enum.StrEnum):
+    """What went wrong, as a code the touchscreen can say in the user's language (last_error
+    keeps the technical line for logs, `kiosk status` and the fleet)."""
+
+    NO_CONNECTION = "no_connection"  # no network, or Firebase unreachable: retried by itself
+    CREDENTIALS = "credentials"  # the key file is missing, unreadable or too open: an admin's job
+    SERVER_ERROR = "server_error"  # Firebase failed mid-pass: retried by itself
+    SOME_FAILED = "some_failed"  # online, but some cases did not go: retried next pass
+    MODEL_REJECTED = "model_rejected"  # a model update failed its checks; the old model runs
 
 
 @dataclass(frozen=True)
@@ -15,6 +27,7 @@ class SyncStatus:
     done_this_pass: int = 0  # items sent in the running pass (progress bar)
     total_this_pass: int = 0
     last_error: str | None = None  # one line, no patient data
+    problem: SyncProblem | None = None  # last_error as a code; None when all went well
     next_attempt_in_s: float | None = None  # while offline: when the next try is due
 
     @classmethod

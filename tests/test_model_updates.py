@@ -17,6 +17,7 @@ from kiosk.model import Classifier, default_metadata_path, load_metadata
 from kiosk.model_updates import active_metadata_path, current_release, rollback
 from kiosk.releases import ReleaseError, ReleaseManifest, verify_manifest
 from kiosk.sync import SyncService
+from kiosk.sync_status import SyncProblem
 
 SHIPPED = default_metadata_path()
 
@@ -84,6 +85,7 @@ def test_release_signed_with_another_key_is_rejected(
     assert report.model_installed is None
     assert "signature does not verify" in (report.model_rejected or "")
     assert service.status().last_error and "rejected" in service.status().last_error
+    assert service.status().problem is SyncProblem.MODEL_REJECTED
     assert installed == []
     assert active_metadata_path(config) == SHIPPED
     assert works(active_metadata_path(config)) == load_metadata(SHIPPED).version

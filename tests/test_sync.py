@@ -15,6 +15,7 @@ from kiosk.cases import CaseStatus, CaseStore, OnDeviceResult
 from kiosk.config import KioskConfig
 from kiosk.firebase import CredentialsError, FirebaseClients, OfflineError, connect
 from kiosk.sync import SyncService, backoff_delay
+from kiosk.sync_status import SyncProblem
 from tests.firebase_fixtures import FirebaseEnv
 from tests.servers import TcpProxy, free_port
 from tests.sync_faults import kiosk_blobs, kiosk_docs
@@ -136,6 +137,9 @@ def test_server_lost_mid_upload_then_back_no_duplicates(
     uploaded_before_restart = store.counts()["uploaded"]
     assert 3 <= uploaded_before_restart < 40, "the kill must land mid-queue"
     assert errors, "the pass must report the lost server"
+    lost = service.status()
+    assert not lost.online
+    assert lost.problem in (SyncProblem.NO_CONNECTION, SyncProblem.SERVER_ERROR)
 
     storage_proxy.start()
     firestore_proxy.start()
@@ -148,6 +152,7 @@ def test_server_lost_mid_upload_then_back_no_duplicates(
         except OfflineError:
             time.sleep(1)
     assert_exactly_once(store, cloud, case_ids)
+    assert service.status().online and service.status().problem is None
     service.close()
     store.close()
     storage_proxy.stop()
@@ -275,6 +280,14 @@ def test_world_readable_credentials_are_refused(tmp_path: Path) -> None:
     missing = KioskConfig(data_dir=tmp_path / "k", kiosk_id="k1", credentials=tmp_path / "nope")
     with pytest.raises(CredentialsError, match="not found"):
         connect(missing)
+    # The sync service refuses before the network and tells the screen an admin is needed.
+    store = CaseStore.open(config)
+    service = SyncService(config, store)
+    with pytest.raises(CredentialsError):
+        service.sync_once()
+    assert service.status().problem is SyncProblem.CREDENTIALS
+    service.close()
+    store.close()
 
 
 def test_backoff_grows_with_jitter_and_is_capped() -> None:

@@ -12,6 +12,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import pygame
 import pytest
 
+from kiosk.sync_status import SyncProblem
 from kiosk.ui.geometry import MIN_TARGET_PX
 from kiosk.ui.i18n import Strings, ui_languages
 from kiosk.ui.render import RenderedScreen, render_all_screens
@@ -120,3 +121,24 @@ def test_arabic_text_starts_at_the_right(shots: list[RenderedScreen]) -> None:
         assert record.ink is not None
         gap = abs(getattr(record.ink, edge) - getattr(record.box, edge))
         assert gap <= 3, f"{language}: {label!r} is {gap}px from the {edge} edge"
+
+
+def test_offline_queue_says_the_problem_in_the_users_language(
+    shots: list[RenderedScreen],
+) -> None:
+    for shot in shots:
+        if shot.state != "queue_offline":
+            continue
+        shown = " ".join(record.text for record in shot.texts)
+        strings = Strings.for_language(shot.language)
+        expected = strings.t(f"sync_problem.{SyncProblem.NO_CONNECTION}")
+        assert expected in shown, shot.language
+        assert "network unreachable" not in shown  # the technical line stays in the logs
+
+
+def test_every_sync_problem_the_screen_shows_has_a_text() -> None:
+    for language in ui_languages():
+        strings = Strings.for_language(language)
+        for problem in SyncProblem:
+            if problem is not SyncProblem.MODEL_REJECTED:
+                assert strings.has(f"sync_problem.{problem}"), (language, problem)

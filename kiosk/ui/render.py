@@ -18,7 +18,7 @@ import pygame
 
 from kiosk.cases import CaseStore
 from kiosk.config import KioskConfig
-from kiosk.sync_status import SyncStatus
+from kiosk.sync_status import SyncProblem, SyncStatus
 from kiosk.ui import demo
 from kiosk.ui.app import App, Capture, Services
 from kiosk.ui.canvas import Button
@@ -106,7 +106,13 @@ def _states(
         "queue": queue(SyncStatus(True, True, 3, now - timedelta(minutes=12), 2, 5)),
         "queue_offline": queue(
             SyncStatus(
-                False, False, 3, None, last_error="network unreachable", next_attempt_in_s=25
+                False,
+                False,
+                3,
+                None,
+                last_error="network unreachable",
+                problem=SyncProblem.NO_CONNECTION,
+                next_attempt_in_s=25,
             )
         ),
         "inbox": lambda: app.go("inbox"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kiosk.sync_status import SyncProblem
 from kiosk.ui import theme
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
@@ -94,9 +95,11 @@ class QueueScreen(Screen):
                 size=theme.SMALL,
             )
         y += 58
-        if status.last_error and not online:
+        # In the user's words and language; the technical line (last_error) is for the logs,
+        # `kiosk status` and the fleet. A rejected model update is the fleet's business only.
+        if status.problem is not None and status.problem is not SyncProblem.MODEL_REJECTED:
             ui.text(
-                status.last_error,
+                ui.t(f"sync_problem.{status.problem}"),
                 ui.rect(x, y, w, bottom - 80 - y),
                 size=theme.SMALL,
                 min_size=theme.MIN,
