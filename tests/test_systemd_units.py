@@ -5,52 +5,24 @@ setup.sh about paths and with the kiosk about the watchdog."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.systemd_helpers import exposure, install_root, settings, verify
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT_DIR = REPO / "systemd"
 UNITS = ("skinscan-kiosk.service",)
 APP_DIR = "/opt/skinscan"
-SYSTEM_UNITS = next(
-    (p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")) if p.is_dir()),
-    None,
-)
-
-
-def systemd_analyze() -> str:
-    path = shutil.which("systemd-analyze")
-    if path is None or SYSTEM_UNITS is None:
-        pytest.fail("systemd-analyze is missing: ./setup.sh test installs systemd", pytrace=False)
-    return path
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    """A file-system root where the units are installed as install-service installs them: the
-    system's own units (sysinit.target and friends) and an executable at the ExecStart path,
-    which verify checks."""
-    root = tmp_path_factory.mktemp("root")
-    shutil.copytree(SYSTEM_UNITS or "/nonexistent", root / "usr/lib/systemd/system", symlinks=True)
-    kiosk = root / APP_DIR.lstrip("/") / "venv/bin/kiosk"
-    kiosk.parent.mkdir(parents=True)
-    kiosk.write_text("#!/bin/sh\n")
-    kiosk.chmod(0o755)
-    (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in UNITS:
-        shutil.copy(UNIT_DIR / unit, root / "etc/systemd/system" / unit)
-    return root
-
-
-def verify(root: Path, unit: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [systemd_analyze(), "verify", f"--root={root}", "--man=no", "--generators=no", unit],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    return install_root(
+        tmp_path_factory.mktemp("root"),
+        [UNIT_DIR / unit for unit in UNITS],
+        [f"{APP_DIR}/venv/bin/kiosk"],
     )
 
 
@@ -77,30 +49,11 @@ def test_verify_would_catch_a_mistake(root, tmp_path):
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_hardening_exposure_stays_low(root, unit):
-    result = subprocess.run(
-        [systemd_analyze(), "security", "--offline=yes", f"--root={root}", unit],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    match = re.search(r"Overall exposure level for \S+: ([\d.]+)", result.stdout)
-    assert match, result.stdout + result.stderr
-    assert float(match.group(1)) <= 3.0, result.stdout
-
-
-def settings(unit: str) -> dict[str, list[str]]:
-    """Key → values of a unit file (keys may repeat, e.g. Environment=)."""
-    out: dict[str, list[str]] = {}
-    for line in (UNIT_DIR / unit).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "[")):
-            key, _, value = line.partition("=")
-            out.setdefault(key, []).append(value)
-    return out
+    assert exposure(root, unit) <= 3.0
 
 
 def test_kiosk_unit_is_a_watched_notify_service_on_kms():
-    s = settings("skinscan-kiosk.service")
+    s = settings(UNIT_DIR / "skinscan-kiosk.service")
     assert s["Type"] == ["notify"] and s["Restart"] == ["always"]
     assert int(s["WatchdogSec"][0]) >= 10  # longer than a camera reconnect's backoff
     assert s["User"] == ["skinscan"]
@@ -111,7 +64,7 @@ def test_kiosk_unit_is_a_watched_notify_service_on_kms():
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_hardening_basics(unit):
-    s = settings(unit)
+    s = settings(UNIT_DIR / unit)
     assert s["ProtectSystem"] == ["strict"]
     assert s["ReadWritePaths"] == ["/var/lib/skinscan"]
     assert s["PrivateTmp"] == ["true"] and s["NoNewPrivileges"] == ["true"]
