@@ -25,6 +25,7 @@ MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_MESSAGE = 2000
 MAX_RECOMMENDATION = 4000
 OPEN_STATUSES = [schema.STATUS_UPLOADED, schema.STATUS_CLASSIFIED]
+OVERVIEW_FIELDS = ["created_at", "on_device.label", "review.label", "review.reviewed_at"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every call is bounded. With Firestore or Storage unreachable the client libraries would wait
@@ -177,15 +178,21 @@ class ConsoleStore:
 
     # -- reads
 
+    def _open_cases(self) -> Any:
+        return self.db.collection(schema.CASES).where(
+            filter=firestore.FieldFilter("status", "in", OPEN_STATUSES)
+        )
+
     def queue(self) -> list[Case]:
         """Cases waiting for a dermatologist, most urgent first, then oldest first."""
-        docs = (
-            self.db.collection(schema.CASES)
-            .where(filter=firestore.FieldFilter("status", "in", OPEN_STATUSES))
-            .stream(**BOUNDED)
-        )
+        docs = self._open_cases().stream(**BOUNDED)
         cases = [_case(doc.id, doc.to_dict()) for doc in docs]
         return sorted(cases, key=lambda c: (c.queue_rank, c.created_at, c.case_id))
+
+    def queue_depth(self) -> int:
+        """How many cases wait for a dermatologist, counted by Firestore (no documents read)."""
+        result = self._open_cases().count().get(**BOUNDED)
+        return int(result[0][0].value)
 
     def case(self, case_id: str) -> Case:
         snap = self._ref(case_id).get(**BOUNDED)
@@ -291,10 +298,13 @@ class ConsoleStore:
 
     def overview(self, days: int = 14) -> Overview:
         since = datetime.now(UTC) - timedelta(days=days)
+        # Only the fields the figures use: two weeks of a busy programme is thousands of cases,
+        # and their results and probabilities need not cross the wire for a count.
         recent = [
             _case(doc.id, doc.to_dict())
             for doc in self.db.collection(schema.CASES)
             .where(filter=firestore.FieldFilter("created_at", ">=", since))
+            .select(OVERVIEW_FIELDS)
             .stream(**BOUNDED)
         ]
         today = datetime.now(UTC).date()
@@ -319,7 +329,7 @@ class ConsoleStore:
         return Overview(
             per_day=list(per_day.items()),
             per_condition=[(c, kiosk_counts[c], review_counts[c]) for c in CONDITIONS],
-            queue_depth=len(self.queue()),
+            queue_depth=self.queue_depth(),
             reviewed=len(turnaround_h),
             turnaround_median_h=_quantile(turnaround_h, 0.5),
             turnaround_p90_h=_quantile(turnaround_h, 0.9),
