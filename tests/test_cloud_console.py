@@ -574,3 +574,35 @@ def test_with_firestore_unreachable_a_page_says_nothing_was_saved_within_seconds
     assert posted.status_code == 503
     assert b"not stored yet" in posted.data
     assert time.monotonic() - start < 60  # two bounded calls, not the library's minutes
+
+
+def test_a_long_queue_lists_the_most_urgent_first_and_says_how_many_are_left_off(clean, tmp_path):
+    from cloud.console.app import QUEUE_ROWS_SHOWN
+
+    now = datetime.now(UTC)
+    batch = clean.fb.db.batch()
+    routine = QUEUE_ROWS_SHOWN + 1
+    for i in range(routine):
+        batch.set(
+            clean.fb.db.collection(schema.CASES).document(f"routine{i:04d}"),
+            {
+                "kiosk_id": "kiosk-test",
+                "created_at": now - timedelta(minutes=i),
+                "status": schema.STATUS_UPLOADED,
+                "urgency_rank": schema.URGENCY_RANK["routine"],
+                "on_device": {"label": "eczema", "confidence": 0.8},
+            },
+        )
+        if i % 400 == 399:
+            batch.commit()
+            batch = clean.fb.db.batch()
+    batch.commit()
+    urgent = put_case(clean.fb, image=sample_images()[0], label="melanoma", urgency="urgent")
+    app = make_app(clean, tmp_path)
+    client = app.test_client()
+    assert login_form(client, USER, PASSWORD).status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    assert f"({routine + 1})" in page  # the heading counts every waiting case
+    assert page.count('class="case-link"') == QUEUE_ROWS_SHOWN
+    assert page.index(f"Case {urgent[:8]}") < page.index("Case routine")
+    assert "The 2 less urgent cases after these are not listed" in page

@@ -42,6 +42,8 @@ from cloud.console.store import CaseNotFoundError, ConsoleStore
 from kiosk.conditions import CONDITIONS
 
 _PUBLIC_ENDPOINTS = {"login", "static", "health"}
+# A page a phone can render; the queue is sorted, so the cases left off are the least urgent.
+QUEUE_ROWS_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
 
     @app.get("/")
     def queue() -> str:
-        return render_template("queue.html", cases=store.queue(), now=datetime.now(UTC))
+        return render_template(
+            "queue.html", cases=store.queue(), shown=QUEUE_ROWS_SHOWN, now=datetime.now(UTC)
+        )
 
     @app.get("/cases/<case_id>")
     def case(case_id: str) -> str:

@@ -25,6 +25,18 @@ MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_MESSAGE = 2000
 MAX_RECOMMENDATION = 4000
 OPEN_STATUSES = [schema.STATUS_UPLOADED, schema.STATUS_CLASSIFIED]
+# What the queue page shows and sorts by: not the probabilities, image or patient details.
+QUEUE_FIELDS = [
+    "created_at",
+    "kiosk_id",
+    "status",
+    "urgency_rank",
+    "on_device.label",
+    "on_device.confidence",
+    "cloud.label",
+    "cloud.confidence",
+    "cloud.urgency",
+]
 OVERVIEW_FIELDS = ["created_at", "on_device.label", "review.label", "review.reviewed_at"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -185,7 +197,7 @@ class ConsoleStore:
 
     def queue(self) -> list[Case]:
         """Cases waiting for a dermatologist, most urgent first, then oldest first."""
-        docs = self._open_cases().stream(**BOUNDED)
+        docs = self._open_cases().select(QUEUE_FIELDS).stream(**BOUNDED)
         cases = [_case(doc.id, doc.to_dict()) for doc in docs]
         return sorted(cases, key=lambda c: (c.queue_rank, c.created_at, c.case_id))
 
