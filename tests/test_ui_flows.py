@@ -139,6 +139,20 @@ def test_scan_report_save_queue_lands_in_the_store(kiosk: Kiosk) -> None:
     assert app.strings.t("queue.waiting", n=1) in texts(app)
 
 
+def test_a_full_disk_is_said_plainly_and_nothing_is_saved(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.store.min_free_mb = 10**9  # the store's free-space guard: more than any disk has
+    tap(app, "capture")
+    tap(app, "save_case")
+    tap(app, "consent")
+    tap(app, "save")
+    reason = app.strings.t("save.disk_full")
+    settle(app, lambda: app.strings.t("save.failed", error=reason) in texts(app))
+    assert app.screen.name == "save"  # still there: free space and press Save again
+    assert kiosk.store.list_cases() == []
+    assert not any("MB" in t for t in texts(app))  # the store's technical line is for the log
+
+
 def test_capture_needs_a_result(kiosk: Kiosk) -> None:
     kiosk.pipeline.snap = demo.snapshot(None)
     kiosk.app.step()

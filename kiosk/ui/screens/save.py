@@ -7,6 +7,7 @@ store raises for people (disk full, a refused reference) are shown as they are w
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ from kiosk.ui.screens.base import MARGIN, Screen
 if TYPE_CHECKING:
     from kiosk.cases import Case
     from kiosk.ui.canvas import Ui
+
+log = logging.getLogger(__name__)
 
 SITE_COLUMNS = 6
 _REF_CHAR = re.compile(r"^[\w -]$")  # what kiosk.cases.check_patient_ref accepts
@@ -94,10 +97,13 @@ class SaveScreen(Screen):
 
     def _failed(self, error: Exception) -> None:
         self.saving = False
-        if isinstance(error, (DiskFullError, ValueError)):
-            reason = str(error)  # worded for people; never holds the patient reference
+        # Said in the user's language; the store's own (English) wording goes to the log, which
+        # never gets the patient reference (the store's messages do not contain it).
+        log.warning("case not saved: %s: %s", type(error).__name__, error)
+        if isinstance(error, DiskFullError):
+            reason = self.app.strings.t("save.disk_full")
         else:
-            reason = type(error).__name__
+            reason = self.app.strings.t("save.try_again")
         self.error = self.app.strings.t("save.failed", error=reason)
 
     # ---- drawing --------------------------------------------------------------------------
