@@ -212,9 +212,25 @@ def main_loop(worker: CaseWorker, once: bool, catch_up_interval_s: float) -> int
         return 0
     stop = threading.Event()
     _stop_on_signals(stop)
+    quiet_listener_errors()
     emit("listening", worker=worker.worker_id)
     worker.run(catch_up_interval_s, stop)
     return 0
+
+
+def quiet_listener_errors() -> None:
+    """The Firestore client's watch threads raise when their stream ends (Firestore restarted,
+    network lost). The worker notices (`watch.is_active`) and listens again, so one JSON line
+    says it; a traceback on stderr would read as a crash to whoever watches the logs."""
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, gexc.GoogleAPIError):
+            emit("error", error=type(args.exc_value).__name__, where="listener")
+            return
+        default(args)
+
+    threading.excepthook = hook
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -20,7 +20,7 @@ from cloud import leases
 from cloud.leases import Claim, Commit
 from cloud.transactions import ContendedError, run_transaction
 from cloud.tta import classify_tta, dihedral_views
-from cloud.worker import CaseWorker
+from cloud.worker import CaseWorker, quiet_listener_errors
 from kiosk import cloud_schema as schema
 from kiosk.conditions import CONDITIONS
 from kiosk.imaging import load_rgb
@@ -194,6 +194,24 @@ def test_a_transaction_that_keeps_colliding_is_reported_as_contention(clean):
         run_transaction(db, collide)
     assert isinstance(raised.value, gexc.GoogleAPIError)  # so the worker loop logs it and goes on
     assert ref.get().to_dict() == {"n": 0}
+
+
+def test_a_listener_thread_error_is_one_json_line_not_a_traceback(capsys):
+    def stream_removed() -> None:
+        raise gexc.Cancelled("Stream removed")  # what the client's watch thread raises
+
+    default = threading.excepthook
+    try:
+        quiet_listener_errors()
+        thread = threading.Thread(target=stream_removed)
+        thread.start()
+        thread.join()
+    finally:
+        threading.excepthook = default
+    out, err = capsys.readouterr()
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line == {"event": "error", "error": "Cancelled", "where": "listener"}
+    assert "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- processes
