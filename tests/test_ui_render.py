@@ -28,6 +28,7 @@ STATES = (
     "report_unsure",
     "report_long",
     "save",
+    "save_disk_full",
     "keyboard",
     "queue",
     "queue_offline",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pygame
 
-from kiosk.cases import CaseStore
+from kiosk.cases import CaseStore, DiskFullError
 from kiosk.config import KioskConfig
 from kiosk.sync_status import SyncProblem, SyncStatus
 from kiosk.ui import demo
@@ -72,6 +72,10 @@ def _states(
         screen = app.screens["save"]
         screen.consent, screen.patient_ref, screen.body_site = True, "CL-0412", "arm"
 
+    def save_disk_full() -> None:
+        save()
+        app.screens["save"].show_failure(DiskFullError("Storage is almost full"))
+
     def keyboard() -> None:
         save()
         app.screens["save"].edit_ref()
@@ -102,6 +106,7 @@ def _states(
         "report_unsure": report(demo.verdict_for("acne", 0.38)),
         "report_long": report(demo.verdict_for("actinic_keratosis", 0.77)),
         "save": save,
+        "save_disk_full": save_disk_full,
         "keyboard": keyboard,
         "queue": queue(SyncStatus(True, True, 3, now - timedelta(minutes=12), 2, 5)),
         "queue_offline": queue(

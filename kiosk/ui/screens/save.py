@@ -85,7 +85,7 @@ class SaveScreen(Screen):
         self.app.tasks.submit(
             lambda: services.store.save_case(image, on_device, ref, site, consent=True),
             on_done=self._saved,
-            on_error=self._failed,
+            on_error=self.show_failure,
         )
 
     def _saved(self, case: Case) -> None:
@@ -95,7 +95,7 @@ class SaveScreen(Screen):
         self.app.notify(self.app.strings.t("save.saved"))
         self.app.go("queue", highlight=case.case_id)
 
-    def _failed(self, error: Exception) -> None:
+    def show_failure(self, error: Exception) -> None:
         self.saving = False
         # Said in the user's language; the store's own (English) wording goes to the log, which
         # never gets the patient reference (the store's messages do not contain it).
