@@ -84,9 +84,13 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     app.after_request(add_headers)
 
     @app.errorhandler(gexc.GoogleAPIError)
-    def firestore_unavailable(_error: gexc.GoogleAPIError) -> tuple[str, int]:
+    def firestore_unavailable(error: gexc.GoogleAPIError) -> tuple[str, int]:
         # Firestore or Storage down, or a write that kept colliding with another one: say so
-        # plainly (a generic 500 reads as "my review is lost") and tell how to retry.
+        # plainly (a generic 500 reads as "my review is lost") and tell how to retry. The log
+        # gets the error's type and the route, never the form.
+        app.logger.warning(
+            "%s %s: %s", request.method, request.url_rule or "?", type(error).__name__
+        )
         return render_template("unavailable.html", method=request.method), 503
 
     @app.get("/healthz")
