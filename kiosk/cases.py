@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from kiosk.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
+from kiosk.conditions import URGENT_CONDITIONS
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_bytes
 
@@ -209,6 +210,13 @@ class InboxItem:
     at: datetime
     read: bool
     case: Case = field(repr=False)
+
+    @property
+    def urgent(self) -> bool:
+        """A dermatologist's review that names a possible cancer: the patient must be called
+        back, whatever the kiosk said at the time."""
+        review = self.case.review
+        return self.kind == "review" and review is not None and review.label in URGENT_CONDITIONS
 
 
 # --------------------------------------------------------------------------- time helpers
@@ -688,7 +696,8 @@ class CaseStore:
         return [self._message(r) for r in rows]
 
     def inbox(self, limit: int = 200) -> list[InboxItem]:
-        """Reviews of our cases and messages from dermatologists, newest first."""
+        """Reviews of our cases and messages from dermatologists: unread urgent reviews
+        first, then newest first."""
         items: list[InboxItem] = []
         cases: dict[str, Case] = {}
         for row in self._query(
@@ -728,7 +737,10 @@ class CaseStore:
                     case=case,
                 )
             )
+        # Unread urgent reviews first (they must not scroll away under newer chatter), then
+        # newest first.
         items.sort(key=lambda item: item.at, reverse=True)
+        items.sort(key=lambda item: not (item.urgent and not item.read))
         return items[:limit]
 
     def unread_count(self) -> int:

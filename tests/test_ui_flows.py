@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -218,7 +219,9 @@ def test_inbox_marks_read_and_reply_is_queued(kiosk: Kiosk) -> None:
     assert app.screen.name == "inbox"
     items = [b for b in app.last_ui.buttons if b.name.startswith("item:")]
     assert [b.name for b in items] == ["item:0", "item:1"]
-    assert texts(app).count(app.strings.t("inbox.new")) == 2
+    # The melanoma review is unread and urgent: it says so and comes first; the message is new.
+    assert texts(app).count(app.strings.t("inbox.urgent")) == 1
+    assert texts(app).count(app.strings.t("inbox.new")) == 1
     tap(app, "item:0")
     assert app.screen.name == "thread"
     assert app.screens["thread"].case.case_id == reviewed
@@ -232,6 +235,31 @@ def test_inbox_marks_read_and_reply_is_queued(kiosk: Kiosk) -> None:
     assert messages[-1].body == "ok thanks" and messages[-1].outgoing
     tap(app, "back")
     assert app.strings.t("inbox.new") not in texts(app)
+    assert app.strings.t("inbox.urgent") not in texts(app)
+
+
+def test_an_unread_urgent_review_stays_on_top_of_newer_items(kiosk: Kiosk) -> None:
+    store = kiosk.store
+    case_ids = demo.fill_store(store)  # a melanoma review, then a newer message on it
+    routine = case_ids[0]
+    store.apply_remote(
+        routine,
+        "reviewed",
+        None,
+        {
+            "label": "eczema",
+            "recommendation": "Emollient twice a day.",
+            "reviewer": "Dr. B",
+            "reviewed_at": datetime.now(UTC).isoformat(),
+        },
+    )  # the newest item of all, and not urgent
+    items = store.inbox()
+    assert items[0].urgent and not items[0].read and items[0].case.case_id == case_ids[1]
+    assert [i.at for i in items[1:]] == sorted((i.at for i in items[1:]), reverse=True)
+    store.mark_read(case_ids[1])
+    items = store.inbox()
+    assert [i.at for i in items] == sorted((i.at for i in items), reverse=True)
+    assert items[0].case.case_id == routine  # read: back to newest first
 
 
 def test_settings_pin_wrong_then_right(kiosk: Kiosk) -> None:

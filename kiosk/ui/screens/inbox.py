@@ -1,4 +1,5 @@
-"""Inbox: specialists' reviews and messages, newest first; unread ones say "New"."""
+"""Inbox: specialists' reviews and messages, newest first; unread ones say "New", and unread
+reviews that name a possible cancer say "Urgent" and come first."""
 
 from __future__ import annotations
 
@@ -103,10 +104,12 @@ class InboxScreen(Screen):
             style="key",
         )
         if not item.read:
-            ui.fill(ui.rect(x, y, 8, ROW_H), theme.PRIMARY, radius=3)
-            ui.fill(ui.rect(x + 18, y + 8, 84, 28), theme.PRIMARY, radius=6)
+            # An urgent review says so in words and colour (never colour alone).
+            colour = theme.DANGER if item.urgent else theme.PRIMARY
+            ui.fill(ui.rect(x, y, 8, ROW_H), colour, radius=3)
+            ui.fill(ui.rect(x + 18, y + 8, 84, 28), colour, radius=6)
             ui.text(
-                ui.t("inbox.new"),
+                ui.t("inbox.urgent" if item.urgent else "inbox.new"),
                 ui.rect(x + 20, y + 9, 80, 26),
                 size=theme.SMALL,
                 min_size=12,
@@ -122,7 +125,7 @@ class InboxScreen(Screen):
         elif item.author_name:
             kind = f"{kind} · {item.author_name}"
         ui.icon(
-            "check" if item.kind == "review" else "envelope",
+            "warning" if item.urgent else "check" if item.kind == "review" else "envelope",
             ui.rect(head_x, y + 8, 26, 26),
             theme.TEXT,
         )
