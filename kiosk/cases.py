@@ -752,6 +752,13 @@ class CaseStore:
         )[0]
         return int(row["n"])
 
+    def unread_urgent_count(self) -> int:
+        """Unread reviews that name a possible cancer (InboxItem.urgent)."""
+        rows = self._query(
+            "SELECT review FROM cases WHERE review IS NOT NULL AND review_read_at IS NULL"
+        )
+        return sum(json.loads(row["review"]).get("label") in URGENT_CONDITIONS for row in rows)
+
     def mark_read(self, case_id: str) -> None:
         now = _format_time(utc_now())
         with self._transaction() as db:

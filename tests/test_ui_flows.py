@@ -18,7 +18,7 @@ import pytest
 from kiosk.cases import CaseStore
 from kiosk.config import KioskConfig
 from kiosk.sync_status import SyncStatus
-from kiosk.ui import demo
+from kiosk.ui import demo, theme
 from kiosk.ui.app import IDLE_LOCK_S, App, Services
 from kiosk.ui.screens.settings import MAX_TRIES
 
@@ -238,6 +238,11 @@ def test_inbox_marks_read_and_reply_is_queued(kiosk: Kiosk) -> None:
     assert app.strings.t("inbox.urgent") not in texts(app)
 
 
+def _inbox_tab_colour(app: App) -> tuple[int, int, int]:
+    rect = app.button("tab:inbox").rect
+    return tuple(app.surface.get_at((rect.left + 4, rect.centery)))[:3]
+
+
 def test_an_unread_urgent_review_stays_on_top_of_newer_items(kiosk: Kiosk) -> None:
     store = kiosk.store
     case_ids = demo.fill_store(store)  # a melanoma review, then a newer message on it
@@ -256,7 +261,16 @@ def test_an_unread_urgent_review_stays_on_top_of_newer_items(kiosk: Kiosk) -> No
     items = store.inbox()
     assert items[0].urgent and not items[0].read and items[0].case.case_id == case_ids[1]
     assert [i.at for i in items[1:]] == sorted((i.at for i in items[1:]), reverse=True)
+    assert store.unread_urgent_count() == 1
+    kiosk.app.refresh_counts()
+    kiosk.app.step()  # on the scan screen: the Inbox tab warns, in colour and with its sign
+    assert kiosk.app.counts().urgent == 1
+    assert _inbox_tab_colour(kiosk.app) == theme.DANGER
     store.mark_read(case_ids[1])
+    assert store.unread_urgent_count() == 0
+    kiosk.app.refresh_counts()
+    kiosk.app.step()
+    assert _inbox_tab_colour(kiosk.app) == theme.SECONDARY
     items = store.inbox()
     assert [i.at for i in items] == sorted((i.at for i in items), reverse=True)
     assert items[0].case.case_id == routine  # read: back to newest first

@@ -77,6 +77,7 @@ class Capture:
 class Counts:
     unread: int = 0
     waiting: int = 0
+    urgent: int = 0  # of the unread: reviews that name a possible cancer
 
 
 class App:
@@ -152,7 +153,11 @@ class App:
 
     def refresh_counts(self) -> None:
         store = self.services.store
-        self._counts = Counts(unread=store.unread_count(), waiting=store.queue_depth())
+        self._counts = Counts(
+            unread=store.unread_count(),
+            waiting=store.queue_depth(),
+            urgent=store.unread_urgent_count(),
+        )
         self._counts_at = self.clock()
 
     # ---- one frame ------------------------------------------------------------------------
@@ -220,10 +225,13 @@ class App:
         top = ui.H - TAB_H
         ui.fill(ui.rect(0, top, ui.W, TAB_H), theme.PANEL)
         ui.fill(ui.rect(0, top, ui.W, 1), theme.LINE)
+        # An unread urgent review turns the Inbox tab red with a warning sign instead of the
+        # envelope: the health worker sees it from any screen, and a patient sees no details.
+        urgent = counts.urgent > 0
         tabs = (
             ("scan", "nav.scan", "camera", 0),
             ("cases", "nav.cases", "list", counts.waiting),
-            ("inbox", "nav.inbox", "envelope", counts.unread),
+            ("inbox", "nav.inbox", "warning" if urgent else "envelope", counts.unread),
             ("settings", "nav.settings", "gear", 0),
         )
         gap = 6
@@ -234,10 +242,15 @@ class App:
                 ui.rect(gap + i * (w + gap), top + 5, w, TAB_H - 10),
                 ui.t(key),
                 lambda tab=tab: self.open_tab(tab),
-                style="selected" if self.screen.tab == tab else "secondary",
+                style=self._tab_style(tab, urgent),
                 icon=icon,
                 badge=badge,
             )
+
+    def _tab_style(self, tab: str, urgent_review: bool) -> str:
+        if self.screen.tab == tab:
+            return "selected"
+        return "danger" if tab == "inbox" and urgent_review else "secondary"
 
     def open_tab(self, tab: str) -> None:
         target = {"scan": "scan", "cases": "queue", "inbox": "inbox", "settings": "pin"}[tab]

@@ -190,6 +190,8 @@ class Ui:
             dot.left = rect.left + self.px(3)
         else:
             dot.right = rect.right - self.px(3)
+        # A white ring keeps the dot visible on a red (urgent) button too.
+        pygame.draw.ellipse(self.surface, (255, 255, 255), dot.inflate(self.px(4), self.px(4)))
         pygame.draw.ellipse(self.surface, theme.DANGER, dot)
         label = str(count) if count < 100 else "99+"
         self.text(
