@@ -27,8 +27,6 @@ def run_transaction(db: Any, attempt: Callable[[Any], T]) -> T:
     lock fails with Aborted at once, without a retry. Other Google API errors pass through."""
     try:
         return attempt(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-    except ContendedError:
-        raise
     except gexc.Aborted as e:
         raise ContendedError(str(e)) from e
     except ValueError as e:

@@ -150,6 +150,12 @@ class Review:
             reviewed_at=_parse_time(d.get("reviewed_at")),
         )
 
+    @property
+    def urgent(self) -> bool:
+        """The dermatologist names a possible cancer: the patient must be called back,
+        whatever the kiosk said at the time."""
+        return self.label in URGENT_CONDITIONS
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -213,10 +219,8 @@ class InboxItem:
 
     @property
     def urgent(self) -> bool:
-        """A dermatologist's review that names a possible cancer: the patient must be called
-        back, whatever the kiosk said at the time."""
         review = self.case.review
-        return self.kind == "review" and review is not None and review.label in URGENT_CONDITIONS
+        return self.kind == "review" and review is not None and review.urgent
 
 
 # --------------------------------------------------------------------------- time helpers
@@ -739,8 +743,7 @@ class CaseStore:
             )
         # Unread urgent reviews first (they must not scroll away under newer chatter), then
         # newest first.
-        items.sort(key=lambda item: item.at, reverse=True)
-        items.sort(key=lambda item: not (item.urgent and not item.read))
+        items.sort(key=lambda item: (not (item.urgent and not item.read), -item.at.timestamp()))
         return items[:limit]
 
     def unread_count(self) -> int:
@@ -753,11 +756,11 @@ class CaseStore:
         return int(row["n"])
 
     def unread_urgent_count(self) -> int:
-        """Unread reviews that name a possible cancer (InboxItem.urgent)."""
+        """Unread reviews that name a possible cancer (Review.urgent)."""
         rows = self._query(
             "SELECT review FROM cases WHERE review IS NOT NULL AND review_read_at IS NULL"
         )
-        return sum(json.loads(row["review"]).get("label") in URGENT_CONDITIONS for row in rows)
+        return sum(Review.from_dict(json.loads(row["review"])).urgent for row in rows)
 
     def mark_read(self, case_id: str) -> None:
         now = _format_time(utc_now())

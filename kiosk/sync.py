@@ -194,11 +194,7 @@ class SyncService:
         pending = self.store.pending_uploads()
         self._with(syncing=True, done_this_pass=0, total_this_pass=len(pending))
         try:
-            try:
-                clients = self._connect()
-            except OfflineError as e:
-                self._with(online=False, last_error=str(e), problem=SyncProblem.NO_CONNECTION)
-                raise
+            clients = self._connect()
             self._upload_cases(clients, pending, report)
             self._send_messages(clients, report)
             report.remote_updates += self.catch_up(clients)

@@ -313,7 +313,7 @@ class _RelayedConnection:
             self._aborted = True
             for s in self._sockets:
                 with contextlib.suppress(OSError):
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    _linger_zero(s)
                     s.shutdown(socket.SHUT_RDWR)
 
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
@@ -334,8 +334,12 @@ class _RelayedConnection:
             self._on_closed(self)
 
 
+def _linger_zero(s: socket.socket) -> None:
+    """From now on, closing `s` sends the peer a reset, not a polite end of stream."""
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def _reset(s: socket.socket) -> None:
-    """Close with linger 0: the peer gets a reset, not a polite end of stream."""
     with contextlib.suppress(OSError):
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        _linger_zero(s)
         s.close()

@@ -81,6 +81,7 @@ def test_cases_saved_offline_upload_exactly_once_when_online(
         offline.sync_once()
     assert time.monotonic() - started < 10, "an offline kiosk must find out quickly"
     assert offline.status().online is False
+    assert offline.status().problem is SyncProblem.NO_CONNECTION  # what the screen will say
     assert offline.status().pending == 12
     assert all(store.get(c).status == CaseStatus.SAVED for c in case_ids)
 

@@ -1,8 +1,8 @@
 """Save case: consent, an optional pseudonymous patient reference, the body site.
 
 The case is written on the task thread (JPEG encoding and an fsync take tens of milliseconds on
-a Pi); the screen shows "Saving…" meanwhile and moves to the queue when it is done. Errors the
-store raises for people (disk full, a refused reference) are shown as they are worded.
+a Pi); the screen shows "Saving…" meanwhile and moves to the queue when it is done. A failure
+is said in the user's language (a full disk by name); the store's own wording goes to the log.
 """
 
 from __future__ import annotations
