@@ -108,7 +108,7 @@ APP_DIR=/opt/skinscan
 STATE_DIR=/var/lib/skinscan
 CONF_DIR=/etc/skinscan
 UNIT_DIR=/etc/systemd/system
-# One service: `kiosk run` syncs in the background itself (kiosk/sync.py), so there is no
+# One service: `kiosk run` syncs in the background itself (kiosk/cases/sync.py), so there is no
 # second process that could race it for the same queue.
 UNITS=(skinscan-kiosk.service)
 

@@ -39,7 +39,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     from cloud.firebase import connect
     from cloud.worker import CaseWorker, main_loop
-    from kiosk.model import Classifier
+    from kiosk.model.classifier import Classifier
 
     config = _config(args)
     if args.worker_id:

@@ -1,11 +1,11 @@
-"""The cloud side's Firebase connection: the kiosk's (kiosk.firebase), with the server's
+"""The cloud side's Firebase connection: the kiosk's (kiosk.cases.firebase), with the server's
 application-default credentials allowed when no service-account file is configured."""
 
 from __future__ import annotations
 
 from cloud.config import CloudConfig
-from kiosk.firebase import FirebaseClients as Firebase
-from kiosk.firebase import connect as _connect
+from kiosk.cases.firebase import FirebaseClients as Firebase
+from kiosk.cases.firebase import connect as _connect
 
 __all__ = ["Firebase", "close", "connect"]
 

@@ -20,7 +20,7 @@ from firebase_admin import firestore
 
 from cloud.transactions import ContendedError, run_transaction
 from cloud.tta import CloudResult
-from kiosk import cloud_schema as schema
+from kiosk.cases import cloud_schema as schema
 
 
 class Claim(enum.StrEnum):

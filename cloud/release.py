@@ -1,7 +1,7 @@
 """`skinscan-cloud publish-model` and `keygen`: a signed model release for the kiosks.
 
 A release is the int8 model and a metadata JSON in Storage (cloud_schema.model_blob_path) and a
-manifest in `model_releases/{version}` signed with the release key (kiosk.releases). Versions
+manifest in `model_releases/{version}` signed with the release key (kiosk.cases.releases). Versions
 are immutable: a kiosk that installed version X must never find different bytes under X, so
 publishing an existing version is refused. The blobs go up before the manifest, so a kiosk
 that sees a manifest always finds its files.
@@ -19,9 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.private_files import require_private, write_private
-from kiosk import cloud_schema as schema
-from kiosk.model import Classifier, load_metadata
-from kiosk.releases import (
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.releases import (
     ReleaseError,
     ReleaseManifest,
     load_private_key_pem,
@@ -29,6 +28,7 @@ from kiosk.releases import (
     public_key_b64,
     sign_manifest,
 )
+from kiosk.model.classifier import Classifier, load_metadata
 
 METADATA_NAME = "skinscan.json"
 # Evaluation figures copied into the manifest (from evaluate.py's metrics.json, int8 model).

@@ -24,7 +24,7 @@ from cloud.release import metrics_for, publish_release
 from cloud.retrain_data import build_dataset, fetch_reviewed
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_json
-from kiosk.model import default_metadata_path
+from kiosk.model.classifier import default_metadata_path
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 GATED = ("balanced_accuracy", "melanoma_sensitivity_urgent")

@@ -20,8 +20,8 @@ from typing import Any
 
 from firebase_admin import firestore
 
-from kiosk import cloud_schema as schema
-from kiosk.conditions import CONDITIONS
+from kiosk.cases import cloud_schema as schema
+from kiosk.model.conditions import CONDITIONS
 
 SUBSETS = ("skin", "skin_extra")
 REVIEWED_DIR = "reviewed"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kiosk.decision import Decision, decide
-from kiosk.imaging import square_resize
-from kiosk.model import Classifier, softmax
+from kiosk.live.imaging import square_resize
+from kiosk.model.classifier import Classifier, softmax
+from kiosk.model.decision import Decision, decide
 
 
 @dataclass(frozen=True)

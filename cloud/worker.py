@@ -30,10 +30,10 @@ from cloud import leases
 from cloud.leases import Claim, Commit
 from cloud.transactions import ContendedError
 from cloud.tta import classify_tta
-from kiosk import cloud_schema as schema
+from kiosk.cases import cloud_schema as schema
 from kiosk.errors import ImageReadError
-from kiosk.imaging import load_rgb
-from kiosk.model import Classifier
+from kiosk.live.imaging import load_rgb
+from kiosk.model.classifier import Classifier
 
 T = TypeVar("T")
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiosk import cloud_schema as schema
-from kiosk.cases import Case, CaseStore, OnDeviceResult
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.firebase import connect
+from kiosk.cases.store import Case, CaseStore, OnDeviceResult
+from kiosk.cases.sync import SyncService, case_document
 from kiosk.config import KioskConfig
-from kiosk.firebase import connect
-from kiosk.imaging import load_rgb
-from kiosk.sync import SyncService, case_document
+from kiosk.live.imaging import load_rgb
 from scripts.emulators import Emulators, running_emulators
 
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data" / "samples"

@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         port_torch_weights,
     )
     from cloud.training.tflite_export import convert_float, convert_int8, float_tensor_names
-    from kiosk.conditions import CONDITIONS
     from kiosk.files import atomic_write_bytes, atomic_write_json, sha256_file
+    from kiosk.model.conditions import CONDITIONS
 
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
     records = limit_per_class(load_records(args.data), args.limit_per_class)

@@ -88,7 +88,7 @@ def fit_decision_parameters(logits, labels, target_sensitivity, max_abstain_rate
         fit_temperature,
         softmax,
     )
-    from kiosk.conditions import CONDITIONS
+    from kiosk.model.conditions import CONDITIONS
 
     temperature = fit_temperature(logits, labels)
     probs = softmax(logits, temperature)
@@ -103,7 +103,7 @@ def cross_fitted(logits, labels, groups, sources, target_sensitivity, max_abstai
     """Fit on one half of the lesions, score on the other, both ways; the mean of the two."""
     from cloud.training.calibration import softmax
     from cloud.training.metrics import evaluate_predictions
-    from kiosk.conditions import CONDITIONS
+    from kiosk.model.conditions import CONDITIONS
 
     fold = np.array([int(hashlib.sha256(g.encode()).hexdigest(), 16) % 2 for g in groups])
     keys = (
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from cloud.training.model_card import render_model_card
     from cloud.training.negatives import non_skin_images
-    from kiosk.conditions import CONDITIONS, OTHER
     from kiosk.files import atomic_write_bytes, atomic_write_json
-    from kiosk.model import Classifier, default_metadata_path, resolve_model
+    from kiosk.model.classifier import Classifier, default_metadata_path, resolve_model
+    from kiosk.model.conditions import CONDITIONS, OTHER
 
     metadata, _ = resolve_model(args.model or default_metadata_path())
     out_dir = args.out_dir or metadata.path.parent

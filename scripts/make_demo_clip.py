@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cv2
 import numpy as np
 
-from kiosk.conditions import CONDITIONS, OTHER
-from kiosk.imaging import centre_square, load_rgb
+from kiosk.live.imaging import centre_square, load_rgb
+from kiosk.model.conditions import CONDITIONS, OTHER
 
 ROOT = Path(__file__).resolve().parent.parent
 # Diagnoses the model files under "other" (see README, "The model").

@@ -2,14 +2,14 @@
 
 Compares, with the shipped int8 model (or --model):
   square      the training preprocessing: centre square crop, INTER_AREA resize to 224
-  lesion      kiosk.vision.find_lesion_box, then lesion_centred_crop (defaults), then resize
+  lesion      kiosk.live.vision.find_lesion_box, then lesion_centred_crop (defaults), then resize
   lesion-dermo  the lesion crop only for dermoscopic pictures (the UI mode an operator would set:
               the HAM10000 / ISIC images), the square crop for clinical photos
   recentre    lesion-centred but never zoomed in (min_fraction=1: the square crop's scale,
               slid towards the lesion)
 
 Balanced accuracy is the mean recall over the 7 model classes (labels from record.label).
-kiosk.vision.DEFAULT_LESION_CROP is set from this script's output.
+kiosk.live.vision.DEFAULT_LESION_CROP is set from this script's output.
 
     PYTHONPATH=. .venv/bin/python scripts/measure_lesion_crop.py --data ../shared/data
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from cloud.training.dataset import Record, load_records, split_by_lesion
-from kiosk.conditions import CONDITIONS
-from kiosk.imaging import load_rgb, square_resize
-from kiosk.model import Classifier
-from kiosk.vision import find_lesion_box, lesion_centred_crop, to_model_input
+from kiosk.live.imaging import load_rgb, square_resize
+from kiosk.live.vision import find_lesion_box, lesion_centred_crop, to_model_input
+from kiosk.model.classifier import Classifier
+from kiosk.model.conditions import CONDITIONS
 
 CLINICAL_SOURCES = ("acne", "eczema", "healthy_skin")
 

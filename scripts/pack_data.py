@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from cloud.training.dataset import SUBSETS
-    from kiosk.imaging import load_rgb, square_resize
+    from kiosk.live.imaging import load_rgb, square_resize
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))

@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kiosk.cases import CaseStore
-from kiosk.firebase import connect
+from kiosk.cases.firebase import connect
+from kiosk.cases.store import CaseStore
 from scripts.emulators import running_emulators
 from tests.sync_faults import add_cases, check_exactly_once, run_kill_loop
 

@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     from cloud.training.negatives import non_skin_images
     from cloud.training.port_check import verify_torch_imagenet_port
     from cloud.training.trainer import TrainConfig, TrainData, Trainer, save_atomic
-    from kiosk.conditions import CONDITIONS, OTHER
     from kiosk.files import atomic_write_bytes, atomic_write_json
+    from kiosk.model.conditions import CONDITIONS, OTHER
 
     started = time.time()
     port_scores = verify_torch_imagenet_port()

@@ -17,8 +17,8 @@ from firebase_admin import firestore
 
 from cloud.config import CloudConfig
 from cloud.firebase import Firebase, close, connect
-from kiosk import cloud_schema as schema
-from kiosk.conditions import CONDITIONS
+from kiosk.cases import cloud_schema as schema
+from kiosk.model.conditions import CONDITIONS
 from tests.servers import BUCKET, PROJECT, FirestoreEmulator, StorageEmulator
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kiosk.conditions import CONDITIONS
 from kiosk.files import sha256_file
+from kiosk.model.conditions import CONDITIONS
 from tests.firebase_fixtures import *  # noqa: F403  (emulator fixtures)
 from tests.mqtt_broker import mqtt_broker  # noqa: F401  (a real Mosquitto)
 

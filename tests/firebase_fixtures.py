@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.cases.firebase import FirebaseClients, connect
 from kiosk.config import KioskConfig
-from kiosk.firebase import FirebaseClients, connect
 from tests.cloud_helpers import CloudEnv, cloud_env
 from tests.servers import BUCKET, PROJECT, FirestoreEmulator, StorageEmulator
 

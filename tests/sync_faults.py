@@ -1,4 +1,4 @@
-"""The SIGKILL fault loop, shared by tests/test_sync_faults.py (a short run in CI) and
+"""The SIGKILL fault loop, shared by tests/cases/test_sync_faults.py (a short run in CI) and
 scripts/sync_kill_test.py (the long run).
 
 A real `kiosk sync --once` process is killed with SIGKILL at a random moment, again and again,
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from kiosk import cloud_schema as schema
-from kiosk.cases import CaseStatus, CaseStore, OnDeviceResult
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.firebase import FirebaseClients
+from kiosk.cases.store import CaseStatus, CaseStore, OnDeviceResult
 from kiosk.config import KioskConfig
-from kiosk.firebase import FirebaseClients
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,5 +1,6 @@
 """Checking unit files with the real `systemd-analyze`, offline, in a scratch root: shared by
-the kiosk's units (tests/test_systemd_units.py) and the cloud's (tests/test_cloud_units.py)."""
+the kiosk's units (tests/fleet/test_systemd_units.py) and the cloud's
+(tests/cloud/test_cloud_units.py)."""
 
 from __future__ import annotations
 

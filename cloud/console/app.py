@@ -39,7 +39,7 @@ from cloud.console.security import (
     session_secret,
 )
 from cloud.console.store import CaseNotFoundError, ConsoleStore
-from kiosk.conditions import CONDITIONS
+from kiosk.model.conditions import CONDITIONS
 
 _PUBLIC_ENDPOINTS = {"login", "static", "health"}
 # A page a phone can render; the queue is sorted, so the cases left off are the least urgent.

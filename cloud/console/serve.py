@@ -11,7 +11,7 @@ from cloud.console.app import ConsoleSettings, create_app
 from cloud.console.security import is_loopback
 from cloud.console.store import ConsoleStore
 from cloud.firebase import connect
-from kiosk.model import default_metadata_path, load_metadata
+from kiosk.model.classifier import default_metadata_path, load_metadata
 
 
 def build(config: CloudConfig, host: str):  # -> Flask

@@ -1,5 +1,5 @@
 """Everything the review console reads from and writes to Firestore and Storage, following
-kiosk.cloud_schema. Views get typed rows, never raw documents."""
+kiosk.cases.cloud_schema. Views get typed rows, never raw documents."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_transient_error
 from google.cloud.storage.retry import DEFAULT_RETRY
 
-from kiosk import cloud_schema as schema
-from kiosk.cases import Review
-from kiosk.conditions import CONDITIONS
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.store import Review
+from kiosk.model.conditions import CONDITIONS
 
 # Firestore reserves ids of the form __name__.
 CASE_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kiosk.conditions import CONDITIONS, OTHER, URGENT_CONDITIONS
-from kiosk.model import softmax  # the kiosk's own: calibration must match what it runs
+from kiosk.model.classifier import softmax  # the kiosk's own: calibration must match what it runs
+from kiosk.model.conditions import CONDITIONS, OTHER, URGENT_CONDITIONS
 
 __all__ = ["softmax"]  # re-exported for the training scripts
 

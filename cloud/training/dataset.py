@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.conditions import CONDITIONS, OTHER
-from kiosk.imaging import load_rgb, square_resize
+from kiosk.live.imaging import load_rgb, square_resize
+from kiosk.model.conditions import CONDITIONS, OTHER
 
 SUBSETS = ("skin", "skin_extra")
 CACHE_SIDE = 240  # stored a little larger than the 224 input so random crops have margin

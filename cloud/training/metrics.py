@@ -24,7 +24,7 @@ from cloud.training.calibration import (
     urgent_indices,
     urgent_mask,
 )
-from kiosk.conditions import OTHER, URGENT_CONDITIONS
+from kiosk.model.conditions import OTHER, URGENT_CONDITIONS
 
 ABSTAINED = "abstained"
 

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from kiosk.conditions import CONDITIONS, URGENCY_BY_CONDITION, URGENT_CONDITIONS
+from kiosk.model.conditions import CONDITIONS, URGENCY_BY_CONDITION, URGENT_CONDITIONS
 
 _URGENCY_TEXT = {
     "urgent": "urgent — refer now (possible skin cancer)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kiosk.imaging import square_resize
+from kiosk.live.imaging import square_resize
 
 # ImageNet class ids: 285 Egyptian cat, 967 espresso.
 KNOWN_IMAGES = {"chelsea": 285, "coffee": 967}

@@ -47,7 +47,7 @@ def convert_int8(keras_model, representative_uint8: np.ndarray) -> bytes:
 
 def float_tensor_names(model_bytes: bytes) -> list[str]:
     """Tensors of a float type in the graph (weights and activations); empty for full int8."""
-    from kiosk.model import load_interpreter_class
+    from kiosk.model.classifier import load_interpreter_class
 
     interpreter = load_interpreter_class()(model_content=model_bytes)
     return [d["name"] for d in interpreter.get_tensor_details() if np.dtype(d["dtype"]).kind == "f"]

@@ -31,8 +31,8 @@ from cloud.training.lite0_torch import (
     run_head,
     set_batchnorm_eval,
 )
-from kiosk.conditions import CONDITIONS
 from kiosk.files import atomic_write_bytes
+from kiosk.model.conditions import CONDITIONS
 
 INPUT_SIDE = 224
 NUM_BLOCKS = 16

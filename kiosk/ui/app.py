@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 import pygame
 
-from kiosk.triage import Verdict
 from kiosk.ui import theme
 from kiosk.ui.canvas import Button, Ui
+from kiosk.ui.capture import Capture
+from kiosk.ui.geometry import TAB_H
 from kiosk.ui.i18n import Strings
 from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.pointer import DOWN, presses
@@ -31,13 +31,12 @@ from kiosk.ui.tasks import Tasks
 from kiosk.ui.text import TextPainter
 
 if TYPE_CHECKING:
-    from kiosk.app import Snapshot
-    from kiosk.cases import CaseStore
+    from kiosk.cases.store import CaseStore
+    from kiosk.cases.sync_status import SyncStatus
     from kiosk.config import KioskConfig
-    from kiosk.sync_status import SyncStatus
+    from kiosk.live.pipeline import Snapshot
     from kiosk.ui.screens.base import Screen
 
-TAB_H = 64  # design units
 COUNTS_EVERY_S = 2.0  # badge counts (unread, waiting) are re-read this often
 IDLE_LOCK_S = 90.0  # settings lock themselves after this long untouched
 TOAST_S = 3.0
@@ -46,7 +45,7 @@ CAMERA_KEY = "ui.camera"
 
 
 class SnapshotSource(Protocol):
-    """What the UI needs from the live pipeline (kiosk.app.LivePipeline fits)."""
+    """What the UI needs from the live pipeline (kiosk.live.pipeline.LivePipeline fits)."""
 
     def snapshot(self) -> Snapshot: ...
 
@@ -62,15 +61,6 @@ class Services:
     model_version: str
     # Rebuilds the camera (slow: it opens a device); run on the task thread. None: fixed camera.
     switch_camera: Callable[[str], None] | None = None
-
-
-@dataclass(frozen=True)
-class Capture:
-    """What the Capture button froze: the verdict shown and the picture it was made from."""
-
-    verdict: Verdict
-    image: np.ndarray  # RGB uint8, the frame the model saw (Frame.image)
-    hints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pygame
 
-from kiosk.app import Snapshot
-from kiosk.cases import CaseStore
+from kiosk.cases.store import CaseStore
+from kiosk.cases.sync_status import SyncStatus
 from kiosk.config import KioskConfig
-from kiosk.sync_status import SyncStatus
+from kiosk.live.pipeline import Snapshot
 from kiosk.ui import demo
 from kiosk.ui.app import App, Services
 

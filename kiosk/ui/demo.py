@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from kiosk.app import Snapshot
-from kiosk.camera import MESSAGES, SourceStatus
-from kiosk.cases import CaseStore, OnDeviceResult
-from kiosk.cloud_schema import AUTHOR_DERMATOLOGIST
-from kiosk.conditions import CONDITIONS
-from kiosk.decision import Decision, Thresholds, decide
-from kiosk.frames import Frame
-from kiosk.triage import Verdict
-from kiosk.vision import GuideBox
+from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST
+from kiosk.cases.store import CaseStore, OnDeviceResult
+from kiosk.live.camera import MESSAGES, SourceStatus
+from kiosk.live.frames import Frame
+from kiosk.live.pipeline import Snapshot
+from kiosk.live.triage import Verdict
+from kiosk.live.vision import GuideBox
+from kiosk.model.conditions import CONDITIONS
+from kiosk.model.decision import Decision, Thresholds, decide
 
 THRESHOLDS = Thresholds(abstain_below=0.5, urgent_at=0.3)
 LIVE = SourceStatus("live", MESSAGES["live"])

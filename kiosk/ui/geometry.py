@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pygame
 
 DESIGN_W, DESIGN_H = 800, 480
+TAB_H = 64  # the tab bar's height in design units (the app draws it, screens stop above it)
 MIN_TARGET_PX = 48  # smallest touch target (about 9 mm on the 7" screen; gloves)
 
 

@@ -1,7 +1,7 @@
 """UI texts in the kiosk's languages, and which way each language reads.
 
 The chrome (buttons, titles, status lines) comes from `kiosk/ui/strings/<code>.json`; condition
-names, advice, urgency banners and the disclaimer come from `kiosk.triage` (advice.json), so a
+names, advice, urgency banners and the disclaimer come from `kiosk.live.triage` (advice.json), so a
 medical text is written once. A key missing from a language falls back to English, as the
 advice texts do; tests check that every language has every key.
 """
@@ -15,8 +15,8 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from kiosk import triage
-from kiosk.conditions import CONDITIONS
+from kiosk.live import triage
+from kiosk.model.conditions import CONDITIONS
 
 FALLBACK = "en"
 STRINGS_PACKAGE = "kiosk.ui"

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
 
 if TYPE_CHECKING:
-    from kiosk.app import LivePipeline, Snapshot
-    from kiosk.camera import ResilientSource
-    from kiosk.cases import CaseStore
+    from kiosk.cases.store import CaseStore
+    from kiosk.cases.sync import SyncService
     from kiosk.config import KioskConfig
-    from kiosk.model import Classifier
-    from kiosk.sync import SyncService
-    from kiosk.vision import GuideBox
+    from kiosk.live.camera import ResilientSource
+    from kiosk.live.pipeline import LivePipeline, Snapshot
+    from kiosk.live.vision import GuideBox
+    from kiosk.model.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,14 @@ class SwitchablePipeline:
 def run_ui(args: argparse.Namespace) -> int:
     import pygame
 
-    from kiosk.app import LivePipeline
-    from kiosk.camera import resilient_source
-    from kiosk.cases import CaseStore
+    from kiosk.cases.model_updates import active_metadata_path
+    from kiosk.cases.store import CaseStore
+    from kiosk.cli.common import default_lens
     from kiosk.config import ConfigError, load_config, resolve_kiosk_id
-    from kiosk.live_cli import default_lens
-    from kiosk.model import Classifier
-    from kiosk.model_updates import active_metadata_path
-    from kiosk.triage import Triage
+    from kiosk.live.camera import resilient_source
+    from kiosk.live.pipeline import LivePipeline
+    from kiosk.live.triage import Triage
+    from kiosk.model.classifier import Classifier
     from kiosk.ui.app import CAMERA_KEY, App, Services
 
     try:
@@ -153,7 +153,7 @@ def run_ui(args: argparse.Namespace) -> int:
     pipeline.current.start()
     sync.start()
     try:
-        from kiosk.fleet import FleetLink
+        from kiosk.fleet.link import FleetLink
 
         # systemd (READY, WATCHDOG while frames flow) and MQTT, each a no-op when not set up.
         def reload_model() -> str:
@@ -182,8 +182,8 @@ def run_ui(args: argparse.Namespace) -> int:
 def _sync_service(
     config: KioskConfig, store: CaseStore, on_model_installed: Callable[[Path], None]
 ) -> SyncService:
-    from kiosk.cli import package_version
-    from kiosk.sync import SyncService
+    from kiosk.cases.sync import SyncService
+    from kiosk.cli.common import package_version
 
     return SyncService(
         config, store, on_model_installed=on_model_installed, app_version=package_version()
@@ -191,8 +191,12 @@ def _sync_service(
 
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
-    from kiosk.cli import add_config_argument, add_model_argument, add_threads_argument
-    from kiosk.live_cli import add_source_arguments
+    from kiosk.cli.common import (
+        add_config_argument,
+        add_model_argument,
+        add_source_arguments,
+        add_threads_argument,
+    )
 
     add_source_arguments(parser)
     parser.add_argument(

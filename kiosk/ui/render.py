@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pygame
 
-from kiosk.cases import CaseStore, DiskFullError
+from kiosk.cases.store import CaseStore, DiskFullError
+from kiosk.cases.sync_status import SyncProblem, SyncStatus
 from kiosk.config import KioskConfig
-from kiosk.sync_status import SyncProblem, SyncStatus
 from kiosk.ui import demo
-from kiosk.ui.app import App, Capture, Services
+from kiosk.ui.app import App, Services
 from kiosk.ui.canvas import Button
+from kiosk.ui.capture import Capture
 from kiosk.ui.i18n import ui_languages
 from kiosk.ui.text import TextPainter, TextRecord
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiosk.conditions import Urgency
+from kiosk.model.conditions import Urgency
 
 Color = tuple[int, int, int]
 

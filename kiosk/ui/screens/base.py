@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from kiosk.ui.app import TAB_H
+from kiosk.ui.geometry import TAB_H
 
 if TYPE_CHECKING:
     from kiosk.ui.app import App

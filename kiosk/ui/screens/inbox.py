@@ -9,7 +9,7 @@ from kiosk.ui import theme
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
 if TYPE_CHECKING:
-    from kiosk.cases import InboxItem
+    from kiosk.cases.store import InboxItem
     from kiosk.ui.canvas import Ui
 
 ROW_H = 76

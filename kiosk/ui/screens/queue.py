@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kiosk.sync_status import SyncProblem
+from kiosk.cases.sync_status import SyncProblem
 from kiosk.ui import theme
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
 if TYPE_CHECKING:
-    from kiosk.cases import Case
-    from kiosk.sync_status import SyncStatus
+    from kiosk.cases.store import Case
+    from kiosk.cases.sync_status import SyncStatus
     from kiosk.ui.canvas import Ui
 
 STATUS_W = 290  # design units: the connection panel

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pygame
 
-from kiosk.conditions import Urgency
-from kiosk.triage import advice_for, quality_hint
+from kiosk.live.triage import advice_for, quality_hint
+from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
 from kiosk.ui.pictures import fit_size, to_surface
 from kiosk.ui.screens.base import MARGIN, Screen

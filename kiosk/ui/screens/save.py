@@ -11,19 +11,19 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from kiosk.cases import BODY_SITES, MAX_PATIENT_REF, DiskFullError, OnDeviceResult
+from kiosk.cases.store import BODY_SITES, MAX_PATIENT_REF, DiskFullError, OnDeviceResult
 from kiosk.ui import theme
 from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:
-    from kiosk.cases import Case
+    from kiosk.cases.store import Case
     from kiosk.ui.canvas import Ui
 
 log = logging.getLogger(__name__)
 
 SITE_COLUMNS = 6
-_REF_CHAR = re.compile(r"^[\w -]$")  # what kiosk.cases.check_patient_ref accepts
+_REF_CHAR = re.compile(r"^[\w -]$")  # what kiosk.cases.store.check_patient_ref accepts
 
 
 def ref_char_allowed(ch: str) -> bool:

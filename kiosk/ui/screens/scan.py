@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING
 
 import pygame
 
-from kiosk.camera import MESSAGES as CAMERA_MESSAGES
-from kiosk.conditions import Urgency
-from kiosk.triage import advice_for, quality_hint
+from kiosk.live.camera import MESSAGES as CAMERA_MESSAGES
+from kiosk.live.triage import advice_for, quality_hint
+from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.ui.app import Capture
+from kiosk.ui.capture import Capture
 from kiosk.ui.pictures import fit_size, to_surface
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:
-    from kiosk.app import Snapshot
+    from kiosk.live.pipeline import Snapshot
     from kiosk.ui.canvas import Ui
     from kiosk.ui.text import TextRecord
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pygame
 
-from kiosk.cases import MAX_MESSAGE_CHARS
+from kiosk.cases.store import MAX_MESSAGE_CHARS
 from kiosk.ui import theme
 from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.pictures import fit_size
@@ -19,7 +19,7 @@ from kiosk.ui.screens.base import MARGIN, Screen, when
 from kiosk.ui.text import LINE_PITCH
 
 if TYPE_CHECKING:
-    from kiosk.cases import Case, Message
+    from kiosk.cases.store import Case, Message
     from kiosk.ui.canvas import Ui
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,867 @@
+"""The kiosk's case store and outbox: SQLite (WAL) plus one JPEG file per case.
+
+A saved case must survive power cuts and weeks offline, so:
+- the image is written atomically (temp file, fsync, rename, fsync the directory) *before* the
+  row commits; a crash in between leaves an orphan file, which is removed at the next open, and
+  never a row without its image;
+- SQLite runs in WAL mode with synchronous=FULL: a commit that returned is on disk;
+- case ids are UUIDs made here, so every upload can be repeated without creating duplicates.
+
+States move forward only: saved → uploaded → classified → reviewed. A case whose image turns
+out unreadable is quarantined with its error and leaves the upload queue; the others carry on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
+from kiosk.errors import SkinscanError
+from kiosk.files import atomic_write_bytes
+from kiosk.model.conditions import URGENT_CONDITIONS
+
+if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
+    from kiosk.model.decision import Decision
+
+SCHEMA_VERSION = 1
+JPEG_QUALITY = 92
+MAX_PATIENT_REF = 32
+MAX_MESSAGE_CHARS = 1000
+_PATIENT_REF_PATTERN = re.compile(r"^[\w -]*$")
+_MB = 1024 * 1024
+
+BODY_SITES: tuple[str, ...] = (
+    "face",
+    "scalp",
+    "neck",
+    "chest",
+    "abdomen",
+    "back",
+    "arm",
+    "hand",
+    "leg",
+    "foot",
+    "other",
+)
+
+
+class CaseStatus(StrEnum):
+    SAVED = "saved"
+    UPLOADED = "uploaded"
+    CLASSIFIED = "classified"
+    REVIEWED = "reviewed"
+
+    @property
+    def rank(self) -> int:
+        return _STATUS_ORDER.index(self)
+
+
+_STATUS_ORDER = (CaseStatus.SAVED, CaseStatus.UPLOADED, CaseStatus.CLASSIFIED, CaseStatus.REVIEWED)
+
+
+class CaseStoreError(SkinscanError):
+    """The case store cannot do what was asked; the message says why."""
+
+
+class DiskFullError(CaseStoreError):
+    """Too little free space to save a case safely; the message is fit to show the user."""
+
+
+class CaseNotFoundError(CaseStoreError):
+    pass
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class OnDeviceResult:
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    abstained: bool
+    urgency: str
+    model_version: str
+
+    @classmethod
+    def from_decision(cls, decision: Decision, model_version: str) -> OnDeviceResult:
+        return cls(
+            label=decision.label,
+            confidence=round(float(decision.confidence), 4),
+            probabilities={k: round(float(v), 4) for k, v in decision.probabilities.items()},
+            abstained=bool(decision.abstained),
+            urgency=str(decision.urgency),
+            model_version=model_version,
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OnDeviceResult:
+        return cls(
+            label=str(d["label"]),
+            confidence=float(d["confidence"]),
+            probabilities={str(k): float(v) for k, v in dict(d["probabilities"]).items()},
+            abstained=bool(d["abstained"]),
+            urgency=str(d["urgency"]),
+            model_version=str(d.get("model_version", "")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "abstained": self.abstained,
+            "urgency": self.urgency,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class Review:
+    label: str
+    recommendation: str
+    reviewer: str
+    reviewed_at: datetime | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Review:
+        return cls(
+            label=str(d.get("label", "")),
+            recommendation=str(d.get("recommendation", "")),
+            reviewer=str(d.get("reviewer", "")),
+            reviewed_at=_parse_time(d.get("reviewed_at")),
+        )
+
+    @property
+    def urgent(self) -> bool:
+        """The dermatologist names a possible cancer: the patient must be called back,
+        whatever the kiosk said at the time."""
+        return self.label in URGENT_CONDITIONS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "recommendation": self.recommendation,
+            "reviewer": self.reviewer,
+            "reviewed_at": _format_time(self.reviewed_at),
+        }
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    kiosk_id: str
+    created_at: datetime
+    patient_ref: str
+    body_site: str
+    consent: bool
+    image_path: Path | None  # None once the retention rule removed the local copy
+    image_sha256: str
+    image_bytes: int
+    on_device: OnDeviceResult
+    status: CaseStatus
+    uploaded_at: datetime | None = None
+    cloud: dict[str, Any] | None = None
+    review: Review | None = None
+    review_read: bool = False
+    quarantine_error: str | None = None
+    upload_attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantine_error is not None
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    case_id: str
+    author: str  # AUTHOR_HEALTH_WORKER (from this kiosk) or AUTHOR_DERMATOLOGIST
+    author_name: str
+    body: str
+    created_at: datetime
+    sent_at: datetime | None = None  # outgoing: when Firestore confirmed it
+    read_at: datetime | None = None  # incoming: when the health worker opened it
+
+    @property
+    def outgoing(self) -> bool:
+        return self.author == AUTHOR_HEALTH_WORKER
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    case_id: str
+    kind: str  # "review" or "message"
+    body: str
+    author_name: str
+    at: datetime
+    read: bool
+    case: Case = field(repr=False)
+
+    @property
+    def urgent(self) -> bool:
+        review = self.case.review
+        return self.kind == "review" and review is not None and review.urgent
+
+
+# --------------------------------------------------------------------------- time helpers
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _format_time(t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value))
+
+
+# --------------------------------------------------------------------------- the store
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    case_id          TEXT PRIMARY KEY,
+    kiosk_id         TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    patient_ref      TEXT NOT NULL DEFAULT '',
+    body_site        TEXT NOT NULL DEFAULT '',
+    consent          INTEGER NOT NULL,
+    image_file       TEXT,
+    image_sha256     TEXT NOT NULL,
+    image_bytes      INTEGER NOT NULL,
+    on_device        TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    uploaded_at      TEXT,
+    cloud            TEXT,
+    review           TEXT,
+    review_read_at   TEXT,
+    image_deleted_at TEXT,
+    quarantine_error TEXT,
+    upload_attempts  INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT
+);
+CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, created_at);
+CREATE TABLE IF NOT EXISTS messages (
+    message_id  TEXT PRIMARY KEY,
+    case_id     TEXT NOT NULL REFERENCES cases (case_id),
+    author      TEXT NOT NULL,
+    author_name TEXT NOT NULL DEFAULT '',
+    body        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    read_at     TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_case ON messages (case_id, created_at);
+CREATE TABLE IF NOT EXISTS kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class CaseStore:
+    """All access to cases.sqlite3 and the image files. Thread-safe; several processes (the UI
+    and `kiosk sync`) may open the same store: WAL lets one writer and many readers share it."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        images_dir: str | Path,
+        kiosk_id: str,
+        min_free_mb: int = 200,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.images_dir = Path(images_dir)
+        self.kiosk_id = kiosk_id
+        self.min_free_mb = min_free_mb
+        # Health data: only the kiosk's own user may read any of it. The database file is
+        # made private before SQLite opens it, and its WAL files inherit that mode.
+        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.images_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.images_dir.chmod(0o700)
+        os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.db_path.chmod(0o600)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.db_path, timeout=10.0, check_same_thread=False, isolation_level=None
+            )
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            with self._transaction():
+                self._create_schema()
+        except sqlite3.DatabaseError as e:
+            raise CaseStoreError(f"case database {self.db_path} is unusable: {e}") from None
+        self._remove_orphan_images()
+
+    @classmethod
+    def open(cls, config: KioskConfig) -> CaseStore:
+        if not config.kiosk_id:
+            raise CaseStoreError("the kiosk id is not resolved (config.resolve_kiosk_id)")
+        return cls(config.cases_db, config.images_dir, config.kiosk_id, config.min_free_mb)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> CaseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _create_schema(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _remove_orphan_images(self) -> None:
+        """Image files with no row are saves that never committed (the user was never told the
+        case was saved): delete them rather than keep health images nobody can reach."""
+        known = {r["image_file"] for r in self._query("SELECT image_file FROM cases")}
+        for path in self.images_dir.iterdir():
+            if path.is_file() and path.name not in known:
+                path.unlink(missing_ok=True)
+
+    # ---- saving -------------------------------------------------------------------------
+
+    def save_case(
+        self,
+        rgb: np.ndarray,
+        on_device: OnDeviceResult,
+        patient_ref: str = "",
+        body_site: str = "",
+        consent: bool = True,
+    ) -> Case:
+        """Encode the picture as JPEG (which also drops any metadata such as GPS), write it
+        durably, then commit the row. Returns the saved case."""
+        if not consent:
+            raise ValueError("the patient's consent is required to save a case")
+        patient_ref = check_patient_ref(patient_ref)
+        if body_site and body_site not in BODY_SITES:
+            raise ValueError(f"unknown body site {body_site!r}; choose one of {BODY_SITES}")
+        jpeg = encode_jpeg(rgb)
+        self.check_free_space(len(jpeg))
+        case_id = str(uuid.uuid4())
+        file_name = f"{case_id}.jpg"
+        path = self.images_dir / file_name
+        try:
+            atomic_write_bytes(path, jpeg, mode=0o600)
+        except OSError as e:
+            path.unlink(missing_ok=True)
+            raise DiskFullError(f"could not write the case image: {e.strerror or e}") from None
+        created = utc_now()
+        row = (
+            case_id,
+            self.kiosk_id,
+            _format_time(created),
+            patient_ref,
+            body_site,
+            1,
+            file_name,
+            hashlib.sha256(jpeg).hexdigest(),
+            len(jpeg),
+            json.dumps(on_device.as_dict()),
+            CaseStatus.SAVED.value,
+        )
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO cases (case_id, kiosk_id, created_at, patient_ref, body_site, "
+                    "consent, image_file, image_sha256, image_bytes, on_device, status) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    row,
+                )
+        except sqlite3.OperationalError as e:
+            path.unlink(missing_ok=True)
+            if "full" in str(e).lower():
+                raise DiskFullError("the disk is full: the case was not saved") from None
+            raise CaseStoreError(f"the case was not saved: {e}") from None
+        return self.get(case_id)
+
+    def check_free_space(self, needed_bytes: int = 0) -> None:
+        free = shutil.disk_usage(self.db_path.parent).free
+        if free - needed_bytes < self.min_free_mb * _MB:
+            raise DiskFullError(
+                f"Storage is almost full ({free // _MB} MB free, {self.min_free_mb} MB kept "
+                "in reserve): new cases cannot be saved. Connect to the internet so waiting "
+                "cases upload and old images can be cleared, or call the administrator."
+            )
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        rows = self._query("SELECT * FROM cases WHERE case_id = ?", (case_id,))
+        if not rows:
+            raise CaseNotFoundError(f"no case {case_id}")
+        return self._case(rows[0])
+
+    def list_cases(self, limit: int | None = 100) -> list[Case]:
+        sql = "SELECT * FROM cases ORDER BY created_at DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [self._case(r) for r in self._query(sql, params)]
+
+    def pending_uploads(self, limit: int | None = None) -> list[Case]:
+        """Saved, not quarantined cases, oldest first."""
+        sql = (
+            "SELECT * FROM cases WHERE status = 'saved' AND quarantine_error IS NULL "
+            "ORDER BY created_at"
+        )
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [self._case(r) for r in self._query(sql, params)]
+
+    def pending_messages(self) -> list[Message]:
+        """Outgoing messages not yet confirmed, whose case is already in Firestore."""
+        rows = self._query(
+            "SELECT m.* FROM messages m JOIN cases c USING (case_id) "
+            "WHERE m.author = ? AND m.sent_at IS NULL AND c.status != 'saved' "
+            "ORDER BY m.created_at",
+            (AUTHOR_HEALTH_WORKER,),
+        )
+        return [self._message(r) for r in rows]
+
+    def queue_depth(self) -> int:
+        """Cases and messages waiting to go up (quarantined cases excluded: they never will)."""
+        row = self._query(
+            "SELECT (SELECT count(*) FROM cases WHERE status = 'saved' "
+            "AND quarantine_error IS NULL) + (SELECT count(*) FROM messages "
+            "WHERE author = ? AND sent_at IS NULL) AS n",
+            (AUTHOR_HEALTH_WORKER,),
+        )[0]
+        return int(row["n"])
+
+    def counts(self) -> dict[str, int]:
+        rows = self._query("SELECT status, count(*) AS n FROM cases GROUP BY status")
+        out = {s.value: 0 for s in CaseStatus}
+        out.update({r["status"]: int(r["n"]) for r in rows})
+        out["quarantined"] = int(
+            self._query("SELECT count(*) AS n FROM cases WHERE quarantine_error IS NOT NULL")[0][
+                "n"
+            ]
+        )
+        return out
+
+    def image_path(self, case: Case) -> Path:
+        if case.image_path is None:
+            raise CaseStoreError(f"case {case.case_id}: the local image was already removed")
+        return case.image_path
+
+    # ---- sync bookkeeping ---------------------------------------------------------------
+
+    def mark_uploaded(self, case_id: str, at: datetime | None = None) -> None:
+        self.mark_uploaded_many([case_id], at)
+
+    def mark_uploaded_many(self, case_ids: list[str], at: datetime | None = None) -> None:
+        """One commit for many confirmed uploads: sync marks them in batches, since a mark
+        lost to a crash only means the case is sent again, and that is harmless."""
+        when = _format_time(at or utc_now())
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL "
+                "WHERE case_id = ? AND status = 'saved'",
+                [(when, case_id) for case_id in case_ids],
+            )
+
+    def record_upload_failure(self, case_id: str, error: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET upload_attempts = upload_attempts + 1, last_error = ? "
+                "WHERE case_id = ?",
+                (error[:300], case_id),
+            )
+
+    def quarantine(self, case_id: str, error: str) -> None:
+        """Take a case out of the upload queue with the reason; it stays listed."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET quarantine_error = ? WHERE case_id = ?",
+                (error[:300], case_id),
+            )
+
+    def read_verified_image(self, case: Case) -> bytes:
+        """The case's image bytes after checking they are the bytes that were saved (read
+        once: they are what gets uploaded); quarantines the case and raises CaseStoreError
+        when they are not."""
+        path = case.image_path
+        try:
+            if path is None:
+                raise CaseStoreError("the local image was removed before it was uploaded")
+            if not path.is_file():
+                raise CaseStoreError("the image file is missing")
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != case.image_sha256:
+                raise CaseStoreError("the image file is corrupt (checksum mismatch)")
+        except (CaseStoreError, OSError) as e:
+            message = str(e) if isinstance(e, CaseStoreError) else f"unreadable image: {e}"
+            self.quarantine(case.case_id, message)
+            raise CaseStoreError(f"case {case.case_id} quarantined: {message}") from None
+        return data
+
+    def apply_remote(
+        self,
+        case_id: str,
+        status: str | None,
+        cloud: Mapping[str, Any] | None,
+        review: Mapping[str, Any] | None,
+    ) -> bool:
+        """Merge what the cloud says about one of our cases. Status only moves forward; a new
+        or changed review becomes unread. Returns True when something changed."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT * FROM cases WHERE case_id = ?", (case_id,)).fetchall()
+            if not rows:
+                return False
+            current = rows[0]
+            changes: dict[str, Any] = {}
+            try:
+                remote_status = CaseStatus(status) if status else None
+            except ValueError:
+                remote_status = None
+            if (
+                remote_status is not None
+                and remote_status.rank > CaseStatus(current["status"]).rank
+            ):
+                changes["status"] = remote_status.value
+            if cloud is not None:
+                cloud_json = json.dumps(_jsonable(cloud), sort_keys=True)
+                if cloud_json != current["cloud"]:
+                    changes["cloud"] = cloud_json
+            if review is not None:
+                review_json = json.dumps(Review.from_dict(review).as_dict(), sort_keys=True)
+                if review_json != current["review"]:
+                    changes["review"] = review_json
+                    changes["review_read_at"] = None
+            if not changes:
+                return False
+            assignments = ", ".join(f"{k} = ?" for k in changes)
+            db.execute(
+                f"UPDATE cases SET {assignments} WHERE case_id = ?",
+                (*changes.values(), case_id),
+            )
+            return True
+
+    def apply_retention(self, days: int, now: datetime | None = None) -> int:
+        """Delete local images `days` after their upload was confirmed; keep the records.
+        Returns how many images were removed."""
+        cutoff = _format_time((now or utc_now()) - timedelta(days=days))
+        rows = self._query(
+            "SELECT case_id, image_file FROM cases WHERE status != 'saved' "
+            "AND image_file IS NOT NULL AND uploaded_at IS NOT NULL AND uploaded_at < ?",
+            (cutoff,),
+        )
+        for row in rows:
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE cases SET image_file = NULL, image_deleted_at = ? WHERE case_id = ?",
+                    (_format_time(utc_now()), row["case_id"]),
+                )
+            # The row no longer points at the file before it goes: a crash in between leaves
+            # an orphan that the next open removes.
+            (self.images_dir / row["image_file"]).unlink(missing_ok=True)
+        return len(rows)
+
+    # ---- messages and inbox -------------------------------------------------------------
+
+    def add_message(self, case_id: str, body: str) -> Message:
+        """A note or question from the health worker, queued for upload."""
+        body = body.strip()
+        if not body:
+            raise ValueError("the message is empty")
+        if len(body) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
+        self.get(case_id)
+        message = Message(
+            message_id=str(uuid.uuid4()),
+            case_id=case_id,
+            author=AUTHOR_HEALTH_WORKER,
+            author_name="",
+            body=body,
+            created_at=utc_now(),
+        )
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO messages (message_id, case_id, author, author_name, body, "
+                "created_at) VALUES (?,?,?,?,?,?)",
+                (
+                    message.message_id,
+                    case_id,
+                    message.author,
+                    "",
+                    body,
+                    _format_time(message.created_at),
+                ),
+            )
+        return message
+
+    def mark_message_sent(self, message_id: str, at: datetime | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET sent_at = ? WHERE message_id = ? AND sent_at IS NULL",
+                (_format_time(at or utc_now()), message_id),
+            )
+
+    def add_remote_message(
+        self,
+        message_id: str,
+        case_id: str,
+        author: str,
+        author_name: str,
+        body: str,
+        created_at: datetime | None,
+    ) -> bool:
+        """A message that arrived from Firestore; returns True if it was new. Our own messages
+        echoed back by the listener are recognised by id and marked sent."""
+        with self._transaction() as db:
+            if not db.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchall():
+                return False
+            existing = db.execute(
+                "SELECT sent_at FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchall()
+            if existing:
+                if existing[0]["sent_at"] is None and author == AUTHOR_HEALTH_WORKER:
+                    db.execute(
+                        "UPDATE messages SET sent_at = ? WHERE message_id = ?",
+                        (_format_time(utc_now()), message_id),
+                    )
+                return False
+            db.execute(
+                "INSERT INTO messages (message_id, case_id, author, author_name, body, "
+                "created_at, sent_at) VALUES (?,?,?,?,?,?,?)",
+                (
+                    message_id,
+                    case_id,
+                    author,
+                    author_name,
+                    body,
+                    _format_time(created_at or utc_now()),
+                    _format_time(utc_now()),
+                ),
+            )
+            return True
+
+    def messages(self, case_id: str) -> list[Message]:
+        rows = self._query(
+            "SELECT * FROM messages WHERE case_id = ? ORDER BY created_at", (case_id,)
+        )
+        return [self._message(r) for r in rows]
+
+    def inbox(self, limit: int = 200) -> list[InboxItem]:
+        """Reviews of our cases and messages from dermatologists: unread urgent reviews
+        first, then newest first."""
+        items: list[InboxItem] = []
+        cases: dict[str, Case] = {}
+        for row in self._query(
+            "SELECT * FROM cases WHERE review IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        ):
+            case = self._case(row)
+            cases[case.case_id] = case
+            review = case.review
+            assert review is not None
+            items.append(
+                InboxItem(
+                    case_id=case.case_id,
+                    kind="review",
+                    body=review.recommendation,
+                    author_name=review.reviewer,
+                    at=review.reviewed_at or case.created_at,
+                    read=case.review_read,
+                    case=case,
+                )
+            )
+        for row in self._query(
+            "SELECT * FROM messages WHERE author = ? ORDER BY created_at DESC LIMIT ?",
+            (AUTHOR_DERMATOLOGIST, limit),
+        ):
+            message = self._message(row)
+            case = cases.get(message.case_id) or self.get(message.case_id)
+            cases[case.case_id] = case
+            items.append(
+                InboxItem(
+                    case_id=message.case_id,
+                    kind="message",
+                    body=message.body,
+                    author_name=message.author_name,
+                    at=message.created_at,
+                    read=message.read_at is not None,
+                    case=case,
+                )
+            )
+        # Unread urgent reviews first (they must not scroll away under newer chatter), then
+        # newest first.
+        items.sort(key=lambda item: (not (item.urgent and not item.read), -item.at.timestamp()))
+        return items[:limit]
+
+    def unread_count(self) -> int:
+        row = self._query(
+            "SELECT (SELECT count(*) FROM cases WHERE review IS NOT NULL "
+            "AND review_read_at IS NULL) + (SELECT count(*) FROM messages WHERE author = ? "
+            "AND read_at IS NULL) AS n",
+            (AUTHOR_DERMATOLOGIST,),
+        )[0]
+        return int(row["n"])
+
+    def unread_urgent_count(self) -> int:
+        """Unread reviews that name a possible cancer (Review.urgent)."""
+        rows = self._query(
+            "SELECT review FROM cases WHERE review IS NOT NULL AND review_read_at IS NULL"
+        )
+        return sum(Review.from_dict(json.loads(row["review"])).urgent for row in rows)
+
+    def mark_read(self, case_id: str) -> None:
+        now = _format_time(utc_now())
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET review_read_at = ? WHERE case_id = ? AND review IS NOT NULL "
+                "AND review_read_at IS NULL",
+                (now, case_id),
+            )
+            db.execute(
+                "UPDATE messages SET read_at = ? WHERE case_id = ? AND author = ? "
+                "AND read_at IS NULL",
+                (now, case_id, AUTHOR_DERMATOLOGIST),
+            )
+
+    # ---- small persistent settings (sync watermarks, last sync) --------------------------
+
+    def get_value(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # ---- row mapping --------------------------------------------------------------------
+
+    def _case(self, row: sqlite3.Row) -> Case:
+        image_file = row["image_file"]
+        return Case(
+            case_id=row["case_id"],
+            kiosk_id=row["kiosk_id"],
+            created_at=_parse_time(row["created_at"]) or utc_now(),
+            patient_ref=row["patient_ref"],
+            body_site=row["body_site"],
+            consent=bool(row["consent"]),
+            image_path=(self.images_dir / image_file) if image_file else None,
+            image_sha256=row["image_sha256"],
+            image_bytes=int(row["image_bytes"]),
+            on_device=OnDeviceResult.from_dict(json.loads(row["on_device"])),
+            status=CaseStatus(row["status"]),
+            uploaded_at=_parse_time(row["uploaded_at"]),
+            cloud=json.loads(row["cloud"]) if row["cloud"] else None,
+            review=Review.from_dict(json.loads(row["review"])) if row["review"] else None,
+            review_read=row["review_read_at"] is not None,
+            quarantine_error=row["quarantine_error"],
+            upload_attempts=int(row["upload_attempts"]),
+            last_error=row["last_error"],
+        )
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> Message:
+        return Message(
+            message_id=row["message_id"],
+            case_id=row["case_id"],
+            author=row["author"],
+            author_name=row["author_name"],
+            body=row["body"],
+            created_at=_parse_time(row["created_at"]) or utc_now(),
+            sent_at=_parse_time(row["sent_at"]),
+            read_at=_parse_time(row["read_at"]),
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def check_patient_ref(patient_ref: str) -> str:
+    """A pseudonymous reference (clinic card number, initials + year…): short, no punctuation
+    that could smuggle structure into logs or documents."""
+    ref = " ".join(patient_ref.split())
+    if len(ref) > MAX_PATIENT_REF:
+        raise ValueError(f"the patient reference must be at most {MAX_PATIENT_REF} characters")
+    if not _PATIENT_REF_PATTERN.match(ref):
+        raise ValueError("the patient reference may hold only letters, digits, spaces and '-'")
+    return ref
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+        raise ValueError("the case picture must be an HxWx3 uint8 RGB array")
+    if rgb.shape[2] != 3 or min(rgb.shape[:2]) < 16:
+        raise ValueError(f"the case picture has an unusable shape {rgb.shape}")
+    ok, buffer = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    )
+    if not ok:
+        raise ValueError("the case picture could not be encoded as JPEG")
+    return buffer.tobytes()
+
+
+def _jsonable(value: Any) -> Any:
+    """Firestore values (timestamps) as JSON-friendly data."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return _format_time(value)
+    return value

@@ -1,0 +1,555 @@
+"""Offline-first sync between the kiosk's case store and Firebase.
+
+One pass, in this order, each step safe to repeat after a crash at any instant:
+1. each saved case, oldest first, a few at a time: the image to Storage (a fixed name per case,
+   so a repeat overwrites the same object; the server's MD5 is compared with ours), then the
+   Firestore document with `create()` (an "already exists" answer means an earlier attempt got
+   through), then the local row is marked uploaded (in batches: a mark lost to a crash only
+   means the case is sent once more, onto the same object and document);
+2. outgoing messages, likewise with ids made on the kiosk;
+3. catch-up: a query for our cases and messages changed since the last watermark (reviews,
+   cloud results, dermatologists' replies);
+4. the model-release check, the heartbeat document, and the local retention rule.
+
+While `run_forever` is online it also keeps Firestore listeners on the same queries, so a
+review reaches the kiosk within seconds; after a disconnect the next pass's catch-up query
+fills any gap. Offline, attempts back off exponentially with jitter.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.firebase import (
+    CredentialsError,
+    FirebaseClients,
+    OfflineError,
+    check_credentials_file,
+    connect,
+    probe,
+)
+from kiosk.cases.model_updates import ModelUpdater
+from kiosk.cases.store import Case, CaseStore, CaseStoreError, Message, utc_now
+from kiosk.cases.sync_status import SyncProblem, SyncStatus
+
+if TYPE_CHECKING:
+    from kiosk.config import KioskConfig
+
+log = logging.getLogger(__name__)
+
+LAST_SYNC_KEY = "sync.last_sync"
+WATERMARK_KEY = "sync.remote_watermark"
+# Documents written in the same instant by two servers can become visible slightly out of
+# order; re-reading a minute before the watermark costs little (applying is idempotent).
+WATERMARK_OVERLAP = timedelta(minutes=1)
+BACKOFF_FIRST_S = 2.0
+BACKOFF_MAX_S = 300.0
+# Seconds to wait for the server's answer once a request is sent: a connection that went
+# half-dead (common on mobile data) must not hold a pass for long.
+UPLOAD_TIMEOUT_S = 30.0
+# The client libraries retry a lost server for up to two minutes; a kiosk should give up on
+# this pass within seconds and try again later (every step is repeatable).
+RETRY_BUDGET_S = 8.0
+# Confirmed uploads are marked in the store this many at a time (one fsync each batch).
+MARK_BATCH = 16
+CLOUD_ACTED_STATUSES = [schema.STATUS_CLASSIFIED, schema.STATUS_REVIEWED]
+
+
+class IntegrityError(Exception):
+    """Storage holds different bytes than the kiosk sent."""
+
+
+@dataclass
+class PassReport:
+    uploaded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # case id -> error
+    quarantined: list[str] = field(default_factory=list)
+    messages_sent: int = 0
+    remote_updates: int = 0
+    images_removed: int = 0
+    model_installed: str | None = None
+    model_rejected: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uploaded": len(self.uploaded),
+            "failed": len(self.failed),
+            "quarantined": len(self.quarantined),
+            "messages_sent": self.messages_sent,
+            "remote_updates": self.remote_updates,
+            "images_removed": self.images_removed,
+            "model_installed": self.model_installed,
+            "model_rejected": self.model_rejected,
+        }
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in [0, min(max, first·2^attempt)], so a fleet that lost the same
+    uplink does not come back in lockstep."""
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2**attempt))
+    return (rng or random).uniform(BACKOFF_FIRST_S / 2, ceiling)
+
+
+def case_document(case: Case, image_path: str) -> dict[str, Any]:
+    from google.cloud.firestore import SERVER_TIMESTAMP
+
+    return {
+        "kiosk_id": case.kiosk_id,
+        "created_at": case.created_at,
+        "updated_at": SERVER_TIMESTAMP,
+        "patient_ref": case.patient_ref,
+        "body_site": case.body_site,
+        "consent": case.consent,
+        "image": {
+            "path": image_path,
+            "sha256": case.image_sha256,
+            "bytes": case.image_bytes,
+            "content_type": schema.IMAGE_CONTENT_TYPE,
+        },
+        "on_device": case.on_device.as_dict(),
+        "urgency_rank": schema.URGENCY_RANK.get(case.on_device.urgency, 3),
+        "status": schema.STATUS_UPLOADED,
+    }
+
+
+class SyncService:
+    def __init__(
+        self,
+        config: KioskConfig,
+        store: CaseStore,
+        on_model_installed: Callable[[Path], None] | None = None,
+        app_version: str = "",
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.app_version = app_version
+        self.updater = ModelUpdater(config, on_installed=on_model_installed)
+        self._clients: FirebaseClients | None = None
+        self._listeners: list[Any] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._attempt = 0
+        self._status = replace(
+            SyncStatus.offline(pending=store.queue_depth()), last_sync=self._stored_last_sync()
+        )
+
+    # ---- status -------------------------------------------------------------------------
+
+    def status(self) -> SyncStatus:
+        with self._lock:
+            return self._status
+
+    def _with(self, **changes: Any) -> SyncStatus:
+        with self._lock:
+            self._status = replace(self._status, **changes)
+            return self._status
+
+    def _stored_last_sync(self) -> datetime | None:
+        value = self.store.get_value(LAST_SYNC_KEY)
+        return datetime.fromisoformat(value) if value else None
+
+    # ---- connection ---------------------------------------------------------------------
+
+    def _connect(self) -> FirebaseClients:
+        if not self.config.uses_emulators:
+            # A key that others can read is refused before anything goes on the network.
+            check_credentials_file(self.config.credentials)
+        probe(self.config)
+        if self._clients is None:
+            self._clients = connect(self.config)
+        return self._clients
+
+    def _disconnect(self) -> None:
+        self._stop_listeners()
+        if self._clients is not None:
+            try:
+                self._clients.close()
+            except Exception:  # closing a broken connection must not hide the original error
+                log.debug("closing the Firebase app failed", exc_info=True)
+            self._clients = None
+
+    def close(self) -> None:
+        self.stop()
+        self._disconnect()
+
+    # ---- one pass -----------------------------------------------------------------------
+
+    def sync_once(self) -> PassReport:
+        """One full pass. Raises OfflineError when Firebase is unreachable."""
+        report = PassReport()
+        pending = self.store.pending_uploads()
+        self._with(syncing=True, done_this_pass=0, total_this_pass=len(pending))
+        try:
+            clients = self._connect()
+            self._upload_cases(clients, pending, report)
+            self._send_messages(clients, report)
+            report.remote_updates += self.catch_up(clients)
+            update = self.updater.check(clients)
+            report.model_installed, report.model_rejected = update.installed, update.rejected
+            self._heartbeat(clients, update.rejected)
+            report.images_removed = self.store.apply_retention(self.config.retention_days)
+            now = utc_now()
+            self.store.set_value(LAST_SYNC_KEY, now.isoformat())
+            last_error, problem = None, None
+            if report.failed:
+                last_error = f"{len(report.failed)} case(s) failed to upload; will retry"
+                problem = SyncProblem.SOME_FAILED
+            elif report.model_rejected:
+                last_error = f"model release rejected: {report.model_rejected}"
+                problem = SyncProblem.MODEL_REJECTED
+            self._with(
+                online=True,
+                last_sync=now,
+                last_error=last_error,
+                problem=problem,
+                next_attempt_in_s=None,
+            )
+            return report
+        except CredentialsError as e:
+            self._with(online=False, last_error=str(e), problem=SyncProblem.CREDENTIALS)
+            raise
+        except OfflineError as e:
+            self._disconnect()
+            self._with(online=False, last_error=str(e), problem=SyncProblem.NO_CONNECTION)
+            raise
+        except Exception as e:
+            # A server that died mid-pass looks like this: drop the connection, try later.
+            self._disconnect()
+            self._with(
+                online=False,
+                last_error=f"sync failed: {type(e).__name__}",
+                problem=SyncProblem.SERVER_ERROR,
+            )
+            raise OfflineError(f"sync failed: {type(e).__name__}: {e}") from e
+        finally:
+            self._with(syncing=False, pending=self.store.queue_depth())
+
+    def _upload_cases(
+        self, clients: FirebaseClients, cases: list[Case], report: PassReport
+    ) -> None:
+        done = 0
+        lost = threading.Event()  # a server went away: start no more uploads this pass
+        confirmed: list[str] = []  # uploaded, not yet marked in the store
+
+        def mark_confirmed() -> None:
+            with self._lock:
+                batch = confirmed[:]
+                confirmed.clear()
+            if batch:
+                self.store.mark_uploaded_many(batch)
+
+        def one(case: Case) -> None:
+            nonlocal done
+            if lost.is_set():
+                return
+            try:
+                self.send_case(clients, case)
+                report.uploaded.append(case.case_id)
+                with self._lock:
+                    confirmed.append(case.case_id)
+                    full = len(confirmed) >= MARK_BATCH
+                if full:
+                    mark_confirmed()
+            except CaseStoreError as e:
+                report.quarantined.append(case.case_id)
+                log.error("%s", e)
+            except Exception as e:
+                error = f"{type(e).__name__}: {e}"[:300]
+                report.failed[case.case_id] = error
+                self.store.record_upload_failure(case.case_id, error)
+                log.warning("case %s not uploaded: %s", case.case_id, type(e).__name__)
+                if _is_connection_loss(e):
+                    lost.set()
+            finally:
+                with self._lock:
+                    done += 1
+                self._with(done_this_pass=done)
+
+        # Oldest first: the pool takes work in submission order; a few uploads overlap so one
+        # slow request does not hold the queue.
+        try:
+            with ThreadPoolExecutor(max_workers=self.config.sync_concurrency) as pool:
+                list(pool.map(one, cases))
+        finally:
+            mark_confirmed()
+        if lost.is_set():
+            raise OfflineError(
+                f"connection lost during upload ({len(report.uploaded)} of {len(cases)} done)"
+            )
+
+    def send_case(self, clients: FirebaseClients, case: Case) -> None:
+        """The image, then the document; the caller marks the case uploaded afterwards."""
+        from google.api_core.exceptions import AlreadyExists
+
+        data = self.store.read_verified_image(case)  # quarantines and raises when unusable
+        blob_path = schema.case_image_path(case.kiosk_id, case.case_id)
+        blob = clients.bucket.blob(blob_path)
+        blob.metadata = {
+            "case_id": case.case_id,
+            "kiosk_id": case.kiosk_id,
+            "sha256": case.image_sha256,
+        }
+        blob.upload_from_string(
+            data,
+            content_type=schema.IMAGE_CONTENT_TYPE,
+            timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
+            retry=_storage_retry(),
+        )
+        expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
+            raise IntegrityError(f"storage holds different bytes for {blob_path}")
+        # "Already exists": an earlier attempt created it before the kiosk could record that.
+        with contextlib.suppress(AlreadyExists):
+            clients.db.collection(schema.CASES).document(case.case_id).create(
+                case_document(case, blob_path), retry=_firestore_retry(), timeout=UPLOAD_TIMEOUT_S
+            )
+
+    def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
+        for message in self.store.pending_messages():
+            self.send_message(clients, message)
+            report.messages_sent += 1
+            self._with(pending=self.store.queue_depth())
+
+    def send_message(self, clients: FirebaseClients, message: Message) -> None:
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        case_ref = clients.db.collection(schema.CASES).document(message.case_id)
+        with contextlib.suppress(AlreadyExists):
+            case_ref.collection(schema.MESSAGES).document(message.message_id).create(
+                {
+                    "case_id": message.case_id,
+                    "kiosk_id": self.store.kiosk_id,
+                    "author": message.author,
+                    "author_name": "",
+                    "body": message.body,
+                    "created_at": message.created_at,
+                }
+            )
+        # Tell the console a question is waiting (and wake listeners on the case).
+        case_ref.update({"awaiting_reply": True, "updated_at": SERVER_TIMESTAMP})
+        self.store.mark_message_sent(message.message_id)
+
+    # ---- from the cloud -----------------------------------------------------------------
+
+    def _watermark(self) -> datetime | None:
+        value = self.store.get_value(WATERMARK_KEY)
+        return datetime.fromisoformat(value) - WATERMARK_OVERLAP if value else None
+
+    def _advance_watermark(self, seen: datetime | None) -> None:
+        if seen is None:
+            return
+        value = self.store.get_value(WATERMARK_KEY)
+        if value is None or seen > datetime.fromisoformat(value):
+            self.store.set_value(WATERMARK_KEY, seen.isoformat())
+
+    def _cases_query(self, clients: FirebaseClients, since: datetime | None) -> Any:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        # Only cases the cloud has acted on: a case still "uploaded" has nothing new for the
+        # kiosk, and leaving those out keeps a pass from reading back every case it just sent.
+        query = clients.db.collection(schema.CASES).where(
+            filter=FieldFilter("kiosk_id", "==", self.store.kiosk_id)
+        )
+        query = query.where(filter=FieldFilter("status", "in", CLOUD_ACTED_STATUSES))
+        if since is not None:
+            query = query.where(filter=FieldFilter("updated_at", ">", since))
+        return query
+
+    def _messages_query(self, clients: FirebaseClients, since: datetime | None) -> Any:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = clients.db.collection_group(schema.MESSAGES).where(
+            filter=FieldFilter("kiosk_id", "==", self.store.kiosk_id)
+        )
+        if since is not None:
+            query = query.where(filter=FieldFilter("created_at", ">", since))
+        return query
+
+    def catch_up(self, clients: FirebaseClients) -> int:
+        """Apply every change to our cases and threads since the watermark."""
+        since = self._watermark()
+        changed = 0
+        newest: datetime | None = None
+        # Only the fields the cloud changes: a rural uplink should not carry back the
+        # on-device results it just sent.
+        remote_fields = ["status", "cloud", "review", "updated_at"]
+        for snapshot in self._cases_query(clients, since).select(remote_fields).stream():
+            changed += self._apply_case(snapshot)
+            newest = _latest(newest, (snapshot.to_dict() or {}).get("updated_at"))
+        for snapshot in self._messages_query(clients, since).stream():
+            changed += self._apply_message(snapshot)
+        self._advance_watermark(newest)
+        return changed
+
+    def _apply_case(self, snapshot: Any) -> int:
+        doc = snapshot.to_dict() or {}
+        return int(
+            self.store.apply_remote(
+                snapshot.id, doc.get("status"), doc.get("cloud"), doc.get("review")
+            )
+        )
+
+    def _apply_message(self, snapshot: Any) -> int:
+        doc = snapshot.to_dict() or {}
+        try:
+            return int(
+                self.store.add_remote_message(
+                    message_id=snapshot.id,
+                    case_id=str(doc["case_id"]),
+                    author=str(doc.get("author", "")),
+                    author_name=str(doc.get("author_name", "")),
+                    body=str(doc.get("body", "")),
+                    created_at=doc.get("created_at"),
+                )
+            )
+        except KeyError:
+            log.warning("message %s has no case id; ignored", snapshot.id)
+            return 0
+
+    def _start_listeners(self, clients: FirebaseClients) -> None:
+        if self._listeners:
+            return
+        since = self._watermark()
+
+        def on_cases(snapshots: list[Any], changes: Any, read_time: Any) -> None:
+            newest: datetime | None = None
+            for snapshot in snapshots:
+                self._apply_case(snapshot)
+                newest = _latest(newest, (snapshot.to_dict() or {}).get("updated_at"))
+            self._advance_watermark(newest)
+
+        def on_messages(snapshots: list[Any], changes: Any, read_time: Any) -> None:
+            for snapshot in snapshots:
+                self._apply_message(snapshot)
+
+        self._listeners = [
+            self._cases_query(clients, since).on_snapshot(on_cases),
+            self._messages_query(clients, since).on_snapshot(on_messages),
+        ]
+
+    def _stop_listeners(self) -> None:
+        for watch in self._listeners:
+            try:
+                watch.unsubscribe()
+            except Exception:
+                log.debug("unsubscribing a listener failed", exc_info=True)
+        self._listeners = []
+
+    def _heartbeat(self, clients: FirebaseClients, model_rejected: str | None) -> None:
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        clients.db.collection(schema.KIOSKS).document(self.store.kiosk_id).set(
+            {
+                "kiosk_id": self.store.kiosk_id,
+                "last_seen": SERVER_TIMESTAMP,
+                "model_version": self.updater.running_version(),
+                "queue_depth": self.store.queue_depth(),
+                "app_version": self.app_version,
+                # The fleet sees a release that failed verification on this kiosk.
+                "model_rejected": model_rejected,
+                "last_sync": utc_now(),
+            },
+            merge=True,
+        )
+
+    # ---- running in the background ------------------------------------------------------
+
+    def request_sync(self) -> None:
+        """Start a pass now (UI button, MQTT `sync_now`, a new case saved)."""
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        stop = stop or self._stop
+        rng = random.Random()
+        while not stop.is_set():
+            try:
+                self.sync_once()
+                self._attempt = 0
+                if self._clients is not None:
+                    try:
+                        self._start_listeners(self._clients)
+                    except Exception as e:
+                        log.warning("listeners not started: %s", type(e).__name__)
+                delay = self.config.sync_interval_s
+            except CredentialsError as e:
+                # Only a person can fix this (and a restart picks up the new file).
+                log.error("sync disabled: %s", e)
+                delay = BACKOFF_MAX_S
+            except OfflineError as e:
+                self._stop_listeners()
+                delay = backoff_delay(self._attempt, rng)
+                self._attempt += 1
+                log.info("offline (%s); next try in %.0f s", e, delay)
+                self._with(next_attempt_in_s=round(delay, 1))
+            self._wake.wait(timeout=delay)
+            self._wake.clear()
+        self._disconnect()
+
+    def start(self) -> SyncService:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self.run_forever, name="skinscan-sync", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+
+def _storage_retry() -> Any:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_BUDGET_S)
+
+
+def _firestore_retry() -> Any:
+    from google.api_core.exceptions import DeadlineExceeded, ServiceUnavailable
+    from google.api_core.retry import Retry, if_exception_type
+
+    return Retry(
+        predicate=if_exception_type(ServiceUnavailable, DeadlineExceeded),
+        initial=0.2,
+        maximum=2.0,
+        timeout=RETRY_BUDGET_S,
+    )
+
+
+def _is_connection_loss(error: BaseException) -> bool:
+    from google.api_core.exceptions import RetryError, ServiceUnavailable
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (RetryError, ServiceUnavailable, ConnectionError, TimeoutError)):
+            return True
+        name = type(seen).__name__
+        if name in {"ConnectionError", "NewConnectionError", "MaxRetryError", "ReadTimeout"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _latest(current: datetime | None, value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return current
+    return value if current is None or value > current else current

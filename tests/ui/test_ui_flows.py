@@ -1,0 +1,360 @@
+"""The touchscreen UI driven by simulated touches: scan → report → save → queue, inbox and
+replies, the settings PIN. The case store is the real one (SQLite in a temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+import pygame
+import pytest
+
+from kiosk.cases.store import CaseStore
+from kiosk.cases.sync_status import SyncStatus
+from kiosk.config import KioskConfig
+from kiosk.ui import demo, theme
+from kiosk.ui.app import IDLE_LOCK_S, App, Services
+from kiosk.ui.screens.settings import MAX_TRIES
+
+SIZE = (800, 480)
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Kiosk:
+    app: App
+    store: CaseStore
+    pipeline: demo.StaticPipeline
+    clock: FakeClock
+    sync_requests: list[int] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def kiosk(tmp_path: Path):
+    pygame.init()
+    screen = pygame.display.set_mode(SIZE)
+    config = KioskConfig(data_dir=tmp_path, kiosk_id="kiosk-test01", admin_pin="2468")
+    store = CaseStore.open(config)
+    pipeline = demo.StaticPipeline(demo.snapshot(demo.verdict_for("eczema", 0.82)))
+    clock = FakeClock()
+    requests: list[int] = []
+    cameras: list[str] = []
+    services = Services(
+        pipeline,
+        store,
+        lambda: SyncStatus(True, False, store.queue_depth(), None),
+        lambda: requests.append(1),
+        "test-1",
+        switch_camera=cameras.append,
+    )
+    app = App(services, config, screen, clock=clock)
+    app.step()
+    yield Kiosk(app, store, pipeline, clock, requests, cameras)
+    app.tasks.close()
+    store.close()
+    pygame.display.quit()
+
+
+def _finger(kind: int, pos: tuple[int, int]) -> pygame.event.Event:
+    w, h = SIZE
+    return pygame.event.Event(
+        kind, x=pos[0] / w, y=pos[1] / h, dx=0.0, dy=0.0, touch_id=1, finger_id=0, pressure=1.0
+    )
+
+
+def tap(app: App, name: str) -> None:
+    """Touch the named button of the frame on screen, through SDL's event queue."""
+    pos = app.button(name).rect.center
+    pygame.event.post(_finger(pygame.FINGERDOWN, pos))
+    pygame.event.post(_finger(pygame.FINGERUP, pos))
+    app.step(pygame.event.get())
+
+
+def type_text(app: App, text: str) -> None:
+    for ch in text:
+        tap(app, "key:space" if ch == " " else f"key:{ch}")
+
+
+def settle(app: App, until, timeout: float = 10.0) -> None:
+    """Step frames until `until()` holds (background tasks finish on their own thread)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"timed out on screen {app.screen.name}"
+        time.sleep(0.01)
+        app.step()
+
+
+def texts(app: App) -> list[str]:
+    assert app.last_ui is not None
+    return [t.text for t in app.last_ui.texts]
+
+
+def test_scan_report_save_queue_lands_in_the_store(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    assert app.screen.name == "scan"
+    tap(app, "capture")
+    assert app.screen.name == "report"
+    assert "Eczema" in texts(app)
+    tap(app, "save_case")
+    assert app.screen.name == "save"
+
+    tap(app, "save")  # no consent yet: refused, nothing written
+    assert app.screen.name == "save"
+    assert kiosk.store.list_cases() == []
+    assert app.strings.t("save.consent_needed") in texts(app)
+
+    tap(app, "consent")
+    tap(app, "patient_ref")
+    assert app.modal is not None
+    type_text(app, "cl 42")
+    assert not app.button("key:.").enabled  # the reference takes letters, digits, '-', spaces
+    tap(app, "key:done")
+    assert app.modal is None
+    tap(app, "site:arm")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "queue")
+
+    cases = kiosk.store.list_cases()
+    assert len(cases) == 1
+    case = cases[0]
+    assert (case.patient_ref, case.body_site, case.consent) == ("cl 42", "arm", True)
+    assert case.on_device.label == "eczema" and case.on_device.model_version == "test-1"
+    assert case.image_path is not None and case.image_path.is_file()
+    assert kiosk.pipeline.resets == 1  # the next scan starts afresh
+    app.step()
+    assert any("cl 42" in t for t in texts(app))  # the queue lists the new case
+    assert app.strings.t("queue.waiting", n=1) in texts(app)
+
+
+def test_a_full_disk_is_said_plainly_and_nothing_is_saved(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.store.min_free_mb = 10**9  # the store's free-space guard: more than any disk has
+    tap(app, "capture")
+    tap(app, "save_case")
+    tap(app, "consent")
+    tap(app, "save")
+    reason = app.strings.t("save.disk_full")
+    settle(app, lambda: app.strings.t("save.failed", error=reason) in texts(app))
+    assert app.screen.name == "save"  # still there: free space and press Save again
+    assert kiosk.store.list_cases() == []
+    assert not any("MB" in t for t in texts(app))  # the store's technical line is for the log
+
+
+def test_capture_needs_a_result(kiosk: Kiosk) -> None:
+    kiosk.pipeline.snap = demo.snapshot(None)
+    kiosk.app.step()
+    assert not kiosk.app.button("capture").enabled
+    tap(kiosk.app, "capture")
+    assert kiosk.app.screen.name == "scan"
+
+
+def test_urgent_and_unsure_reports(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.pipeline.snap = demo.snapshot(demo.verdict_for("melanoma", 0.7))
+    app.step()
+    assert app.strings.t("scan.urgent") in texts(app)  # urgent shows before capture
+    tap(app, "capture")
+    shown = texts(app)
+    assert app.strings.advice("urgency.urgent.title") in shown
+    assert app.strings.advice("disclaimer") in shown
+
+    tap(app, "scan_again")
+    kiosk.pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.38))  # below abstain_below
+    app.step()
+    tap(app, "capture")
+    shown = texts(app)
+    assert app.strings.advice("abstained.title") in shown
+    assert not any(t.startswith("Confidence") for t in shown)  # no number for an unsure result
+
+
+def test_a_press_released_elsewhere_does_nothing(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    pygame.event.post(_finger(pygame.FINGERDOWN, app.button("capture").rect.center))
+    pygame.event.post(_finger(pygame.FINGERUP, (5, 5)))
+    app.step(pygame.event.get())
+    assert app.screen.name == "scan"
+
+
+def test_touch_counts_once_and_a_real_mouse_works(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    pos = app.button("pin:7").rect.center
+    events = [
+        _finger(pygame.FINGERDOWN, pos),
+        pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1, touch=True),
+        _finger(pygame.FINGERUP, pos),
+        pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1, touch=True),
+    ]
+    app.step(events)
+    assert app.screens["pin"].digits == "7"  # the synthesised mouse click was ignored
+    mouse = [
+        pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1, touch=False),
+        pygame.event.Event(pygame.MOUSEBUTTONUP, pos=pos, button=1, touch=False),
+    ]
+    app.step(mouse)
+    assert app.screens["pin"].digits == "77"
+
+
+def test_inbox_marks_read_and_reply_is_queued(kiosk: Kiosk) -> None:
+    app, store = kiosk.app, kiosk.store
+    case_ids = demo.fill_store(store)
+    reviewed = case_ids[1]
+    assert store.unread_count() == 2
+    app.refresh_counts()
+    tap(app, "tab:inbox")
+    assert app.screen.name == "inbox"
+    items = [b for b in app.last_ui.buttons if b.name.startswith("item:")]
+    assert [b.name for b in items] == ["item:0", "item:1"]
+    # The melanoma review is unread and urgent: it says so and comes first; the message is new.
+    assert texts(app).count(app.strings.t("inbox.urgent")) == 1
+    assert texts(app).count(app.strings.t("inbox.new")) == 1
+    tap(app, "item:0")
+    assert app.screen.name == "thread"
+    assert app.screens["thread"].case.case_id == reviewed
+    assert store.unread_count() == 0
+    before = len(store.messages(reviewed))
+    tap(app, "reply")
+    type_text(app, "ok thanks")
+    tap(app, "key:done")
+    messages = store.messages(reviewed)
+    assert len(messages) == before + 1
+    assert messages[-1].body == "ok thanks" and messages[-1].outgoing
+    tap(app, "back")
+    assert app.strings.t("inbox.new") not in texts(app)
+    assert app.strings.t("inbox.urgent") not in texts(app)
+
+
+def _inbox_tab_colour(app: App) -> tuple[int, int, int]:
+    rect = app.button("tab:inbox").rect
+    return tuple(app.surface.get_at((rect.left + 4, rect.centery)))[:3]
+
+
+def test_an_unread_urgent_review_stays_on_top_of_newer_items(kiosk: Kiosk) -> None:
+    store = kiosk.store
+    case_ids = demo.fill_store(store)  # a melanoma review, then a newer message on it
+    routine = case_ids[0]
+    store.apply_remote(
+        routine,
+        "reviewed",
+        None,
+        {
+            "label": "eczema",
+            "recommendation": "Emollient twice a day.",
+            "reviewer": "Dr. B",
+            "reviewed_at": datetime.now(UTC).isoformat(),
+        },
+    )  # the newest item of all, and not urgent
+    items = store.inbox()
+    assert items[0].urgent and not items[0].read and items[0].case.case_id == case_ids[1]
+    assert [i.at for i in items[1:]] == sorted((i.at for i in items[1:]), reverse=True)
+    assert store.unread_urgent_count() == 1
+    kiosk.app.refresh_counts()
+    kiosk.app.step()  # on the scan screen: the Inbox tab warns, in colour and with its sign
+    assert kiosk.app.counts().urgent == 1
+    assert _inbox_tab_colour(kiosk.app) == theme.DANGER
+    store.mark_read(case_ids[1])
+    assert store.unread_urgent_count() == 0
+    kiosk.app.refresh_counts()
+    kiosk.app.step()
+    assert _inbox_tab_colour(kiosk.app) == theme.SECONDARY
+    items = store.inbox()
+    assert [i.at for i in items] == sorted((i.at for i in items), reverse=True)
+    assert items[0].case.case_id == routine  # read: back to newest first
+
+
+def test_settings_pin_wrong_then_right(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    assert app.screen.name == "pin"
+    for d in "1111":
+        tap(app, f"pin:{d}")
+    tap(app, "pin:ok")
+    assert app.screen.name == "pin"
+    assert app.strings.t("pin.wrong") in texts(app)
+    for d in "2468":
+        tap(app, f"pin:{d}")
+    tap(app, "pin:ok")
+    assert app.screen.name == "settings"
+
+    tap(app, "language:ar")
+    assert app.strings.language == "ar" and app.strings.rtl
+    assert kiosk.store.get_value("ui.language") == "ar"  # kept across restarts
+    tap(app, "camera:demo")
+    settle(app, lambda: kiosk.cameras == ["demo"])
+    assert kiosk.store.get_value("ui.camera") == "demo"
+    tap(app, "exit")
+    assert app.running is False
+
+
+def test_pin_locks_after_repeated_failures(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    for _ in range(MAX_TRIES):
+        tap(app, "pin:1")
+        tap(app, "pin:ok")
+    assert not app.button("pin:ok").enabled
+    for d in "2468":
+        app.screens["pin"].press(d)
+    app.screens["pin"].submit()  # the right PIN is refused while locked
+    assert app.screen.name == "pin"
+    kiosk.clock.now += 61
+    app.step()
+    tap(app, "pin:ok")
+    assert app.screen.name == "settings"
+
+
+def test_settings_lock_when_left_alone(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    for d in "2468":
+        tap(app, f"pin:{d}")
+    tap(app, "pin:ok")
+    assert app.screen.name == "settings"
+    kiosk.clock.now += IDLE_LOCK_S + 1
+    app.step()
+    assert app.screen.name == "scan"
+
+
+def test_sync_now_asks_the_sync_service_off_the_ui_thread(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:cases")
+    assert app.screen.name == "queue"
+    tap(app, "sync_now")
+    settle(app, lambda: kiosk.sync_requests == [1])
+
+
+def test_tapping_the_preview_moves_the_guide_box(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    preview = app.screens["scan"]._preview_rect
+    point = (preview.left + preview.width // 4, preview.top + preview.height // 4)
+    pygame.event.post(_finger(pygame.FINGERDOWN, point))
+    pygame.event.post(_finger(pygame.FINGERUP, point))
+    app.step(pygame.event.get())
+    cx, cy = kiosk.pipeline.guide.centre
+    assert cx == pytest.approx(0.25, abs=0.01) and cy == pytest.approx(0.25, abs=0.01)
+
+
+def test_kiosk_run_screenshots_and_the_bench_figure(tmp_path: Path) -> None:
+    from kiosk.cli.main import main
+    from kiosk.ui.bench import ui_frame_ms
+
+    assert main(["run", "--screenshots", str(tmp_path)]) == 0
+    from kiosk.ui.i18n import ui_languages
+    from tests.ui.test_ui_render import STATES
+
+    assert len(list(tmp_path.glob("*/*.png"))) == len(STATES) * len(ui_languages())
+    assert 0 < ui_frame_ms(frames=5) < 1000
