@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
+from kiosk.cases.provenance import Provenance
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_bytes
 from kiosk.model.conditions import URGENT_CONDITIONS
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from kiosk.config import KioskConfig
     from kiosk.model.decision import Decision
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cases.provenance
 JPEG_QUALITY = 92
 MAX_PATIENT_REF = 32
 MAX_MESSAGE_CHARS = 1000
@@ -185,6 +186,7 @@ class Case:
     quarantine_error: str | None = None
     upload_attempts: int = 0
     last_error: str | None = None
+    provenance: Provenance | None = None  # how the picture was taken (None: saved before v2)
 
     @property
     def quarantined(self) -> bool:
@@ -268,7 +270,8 @@ CREATE TABLE IF NOT EXISTS cases (
     image_deleted_at TEXT,
     quarantine_error TEXT,
     upload_attempts  INTEGER NOT NULL DEFAULT 0,
-    last_error       TEXT
+    last_error       TEXT,
+    provenance       TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, created_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -347,6 +350,9 @@ class CaseStore:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 self._db.execute(statement)
+        columns = {r["name"] for r in self._db.execute("PRAGMA table_info(cases)")}
+        if "provenance" not in columns:  # a version-1 database: cases saved before provenance
+            self._db.execute("ALTER TABLE cases ADD COLUMN provenance TEXT")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
@@ -381,6 +387,7 @@ class CaseStore:
         patient_ref: str = "",
         body_site: str = "",
         consent: bool = True,
+        provenance: Provenance | None = None,
     ) -> Case:
         """Encode the picture as JPEG (which also drops any metadata such as GPS), write it
         durably, then commit the row. Returns the saved case."""
@@ -412,13 +419,14 @@ class CaseStore:
             len(jpeg),
             json.dumps(on_device.as_dict()),
             CaseStatus.SAVED.value,
+            json.dumps(provenance.as_dict()) if provenance is not None else None,
         )
         try:
             with self._transaction() as db:
                 db.execute(
                     "INSERT INTO cases (case_id, kiosk_id, created_at, patient_ref, body_site, "
-                    "consent, image_file, image_sha256, image_bytes, on_device, status) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "consent, image_file, image_sha256, image_bytes, on_device, status, "
+                    "provenance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     row,
                 )
         except sqlite3.OperationalError as e:
@@ -813,6 +821,9 @@ class CaseStore:
             quarantine_error=row["quarantine_error"],
             upload_attempts=int(row["upload_attempts"]),
             last_error=row["last_error"],
+            provenance=(
+                Provenance.from_dict(json.loads(row["provenance"])) if row["provenance"] else None
+            ),
         )
 
     @staticmethod

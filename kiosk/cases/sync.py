@@ -105,7 +105,7 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
 def case_document(case: Case, image_path: str) -> dict[str, Any]:
     from google.cloud.firestore import SERVER_TIMESTAMP
 
-    return {
+    doc: dict[str, Any] = {
         "kiosk_id": case.kiosk_id,
         "created_at": case.created_at,
         "updated_at": SERVER_TIMESTAMP,
@@ -122,6 +122,10 @@ def case_document(case: Case, image_path: str) -> dict[str, Any]:
         "urgency_rank": schema.URGENCY_RANK.get(case.on_device.urgency, 3),
         "status": schema.STATUS_UPLOADED,
     }
+    if case.provenance is not None:
+        doc["provenance"] = case.provenance.as_dict()
+    doc["demo"] = case.provenance is not None and case.provenance.demo
+    return doc
 
 
 class SyncService:
