@@ -17,18 +17,27 @@ Firestore
   many test-time-augmented views were averaged),
   cloud_error {reason, sha256, worker, at} (cloud worker only: this image cannot be classified,
   so workers stop retrying it until an image with another sha256 arrives),
-  review {label, recommendation, reviewer, reviewed_at},
+  review {label, recommendation, reviewer (display name), reviewer_username (staff username),
+  author ("dermatologist"), reviewed_at, signed_at, signature} (console only; signed_at and
+  signature as kiosk.cases.specialist_signature says: SignedContent(kind "review", case_id,
+  kiosk_id, message_id "", author, author_name = reviewer, reviewer = reviewer_username, label,
+  text = recommendation, signed_at); reviews from before signing have neither),
   lease {worker, expires_at} (cloud worker only).
 - `cases/{case_id}/messages/{message_id}`: case_id, kiosk_id, author ("health_worker" or
-  "dermatologist"), author_name (reviewer's display name, "" from the kiosk), body, created_at.
-  Both sides create messages with ids they made, so a retried send never duplicates.
+  "dermatologist"), author_name (reviewer's display name, "" from the kiosk), body, created_at;
+  a dermatologist's message also has reviewer_username, signed_at and signature
+  (SignedContent(kind "message", case_id, kiosk_id, message_id = the document id, author,
+  author_name, reviewer = reviewer_username, label "", text = body, signed_at)).
+  Both sides create messages with ids they made, so a retried send never duplicates; the
+  console makes its ids on the server and writes them create-only (an existing id is refused).
 - `kiosks/{kiosk_id}`: kiosk_id, last_seen (server timestamp), model_version, queue_depth,
   app_version, last_sync, model_rejected ("version: reason" while the newest release fails
   verification on this kiosk, else null).
 - `model_releases/{version}`: see kiosk.cases.releases (signed manifest).
 - `audit/{event_id}` (review console only; never read by kiosks): action ("review",
-  "message"), case_id, actor (staff username), at (server timestamp), detail {label} —
-  who reviewed or answered what and when.
+  "message"), case_id, actor (staff username), at (server timestamp), detail {label,
+  message_id, text_sha256} — who reviewed or answered what and when. Append-only: every entry
+  is a new document (create-only), never an update of an earlier one.
 
 Cloud Storage
 - `cases/{kiosk_id}/{case_id}.jpg`: the case image (JPEG, EXIF stripped on the kiosk), with
