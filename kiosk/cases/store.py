@@ -1,9 +1,13 @@
 """The kiosk's case store and outbox: SQLite (WAL) plus one JPEG file per case.
 
 A saved case must survive power cuts and weeks offline, so:
-- the image is written atomically (temp file, fsync, rename, fsync the directory) *before* the
-  row commits; a crash in between leaves an orphan file, which is removed at the next open, and
-  never a row without its image;
+- the image and its JSON sidecar (the row's data without the patient reference) are written
+  atomically (temp file, fsync, rename, fsync the directory) *before* the row commits; a crash
+  in between leaves a picture without a row, never a row without its picture;
+- nothing is deleted that cannot be proven garbage (kiosk.cases.image_files): a picture without
+  a row is kept and counted, and a missing, empty or damaged database with pictures present is
+  refused (StoreNeedsRecoveryError) instead of being replaced by an empty one —
+  `kiosk cases recover` (kiosk.cases.recovery) rebuilds the rows;
 - SQLite runs in WAL mode with synchronous=FULL: a commit that returned is on disk;
 - case ids are UUIDs made here, so every upload can be repeated without creating duplicates.
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +38,7 @@ import cv2
 import numpy as np
 
 from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
+from kiosk.cases.image_files import ImageFolder, image_name
 from kiosk.cases.provenance import Provenance
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_bytes
@@ -42,7 +48,9 @@ if TYPE_CHECKING:
     from kiosk.config import KioskConfig
     from kiosk.model.decision import Decision
 
-SCHEMA_VERSION = 2  # 2: cases.provenance
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3  # 2: cases.provenance; 3: cases.review_unverified, messages.verified
 JPEG_QUALITY = 92
 MAX_PATIENT_REF = 32
 MAX_MESSAGE_CHARS = 1000
@@ -80,6 +88,11 @@ _STATUS_ORDER = (CaseStatus.SAVED, CaseStatus.UPLOADED, CaseStatus.CLASSIFIED, C
 
 class CaseStoreError(SkinscanError):
     """The case store cannot do what was asked; the message says why."""
+
+
+class StoreNeedsRecoveryError(CaseStoreError):
+    """The database is missing, empty or damaged while case pictures are present: the store
+    refuses to start over (that would hide every saved case) and nothing is deleted."""
 
 
 class DiskFullError(CaseStoreError):
@@ -187,6 +200,9 @@ class Case:
     upload_attempts: int = 0
     last_error: str | None = None
     provenance: Provenance | None = None  # how the picture was taken (None: saved before v2)
+    # The last review that did not verify (forged, tampered, replayed, or unsigned): kept for
+    # the record, never shown as the specialist's. `review` only ever holds a verified one.
+    unverified_review: Review | None = None
 
     @property
     def quarantined(self) -> bool:
@@ -203,6 +219,9 @@ class Message:
     created_at: datetime
     sent_at: datetime | None = None  # outgoing: when Firestore confirmed it
     read_at: datetime | None = None  # incoming: when the health worker opened it
+    # False: it came from the cloud without a valid specialist signature (or claims to be
+    # from this kiosk but is not one of its own); kept aside, never shown in the thread.
+    verified: bool = True
 
     @property
     def outgoing(self) -> bool:
@@ -218,11 +237,13 @@ class InboxItem:
     at: datetime
     read: bool
     case: Case = field(repr=False)
+    verified: bool = True  # False: kept aside, not from the specialist (`kiosk inbox` only)
+    label: str = ""  # a review's diagnosis
 
     @property
     def urgent(self) -> bool:
         review = self.case.review
-        return self.kind == "review" and review is not None and review.urgent
+        return self.kind == "review" and self.verified and review is not None and review.urgent
 
 
 # --------------------------------------------------------------------------- time helpers
@@ -271,7 +292,8 @@ CREATE TABLE IF NOT EXISTS cases (
     quarantine_error TEXT,
     upload_attempts  INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,
-    provenance       TEXT
+    provenance       TEXT,
+    review_unverified TEXT
 );
 CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, created_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -282,7 +304,8 @@ CREATE TABLE IF NOT EXISTS messages (
     body        TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     sent_at     TEXT,
-    read_at     TEXT
+    read_at     TEXT,
+    verified    INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS messages_case ON messages (case_id, created_at);
 CREATE TABLE IF NOT EXISTS kv (
@@ -302,33 +325,128 @@ class CaseStore:
         images_dir: str | Path,
         kiosk_id: str,
         min_free_mb: int = 200,
+        *,
+        new_database_ok: bool = False,
     ) -> None:
+        """`new_database_ok`: only for recovery, which holds the folder's exclusive lock, moved
+        the broken database aside itself and is about to adopt the pictures."""
         self.db_path = Path(db_path)
         self.images_dir = Path(images_dir)
         self.kiosk_id = kiosk_id
         self.min_free_mb = min_free_mb
-        # Health data: only the kiosk's own user may read any of it. The database file is
-        # made private before SQLite opens it, and its WAL files inherit that mode.
-        self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.images_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.images_dir.chmod(0o700)
-        os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.db_path.chmod(0o600)
+        self.folder = ImageFolder(self.images_dir)
         self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(
-                self.db_path, timeout=10.0, check_same_thread=False, isolation_level=None
+        self._prepare_folders()
+        if new_database_ok:
+            self._open_checked(new_database_ok=True)
+            return
+        # Saves hold the shared lock from their first file to their commit: under the exclusive
+        # lock, pictures and rows are consistent, so a picture of a save in flight in another
+        # process is never taken for a lost case (nor, before, for garbage).
+        with self.folder.exclusive_lock():
+            self._open_checked(new_database_ok=False)
+
+    def _open_checked(self, new_database_ok: bool) -> None:
+        if not new_database_ok:
+            self._refuse_new_database_over_pictures()
+        self._db = self._connect()
+        rows = self._query("SELECT case_id FROM cases")
+        known = {r["case_id"] for r in rows}
+        pictures = self.folder.committed_case_ids()
+        if not new_database_ok and pictures and not known:
+            self._db.close()
+            raise StoreNeedsRecoveryError(
+                f"the case database {self.db_path} holds no cases but {len(pictures)} case "
+                f"pictures are in {self.images_dir}: nothing was deleted. Run `kiosk cases "
+                "recover` to rebuild the records from the pictures."
             )
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=10000")
+        # Pictures without a row: a save that crashed before its commit, or rows lost. Kept
+        # (they may be the only copy of a case) and counted; `kiosk cases recover` adopts them.
+        self.unrecorded_pictures: tuple[str, ...] = tuple(c for c in pictures if c not in known)
+        if self.unrecorded_pictures:
+            log.warning(
+                "%d case picture(s) have no record in the database; run `kiosk cases recover`",
+                len(self.unrecorded_pictures),
+            )
+        self._remove_retired_files()
+
+    def _prepare_folders(self) -> None:
+        """The data and image folders, private (health data: only the kiosk's own user may
+        read any of it); every way this can fail is one line naming the folder."""
+        data_dir = self.db_path.parent
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.images_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.images_dir.chmod(0o700)
+        except (FileExistsError, NotADirectoryError):
+            raise CaseStoreError(
+                f"the data directory {data_dir} (or its images folder) is a file, not a folder"
+            ) from None
+        except OSError as e:
+            raise CaseStoreError(
+                f"cannot use the data directory {data_dir}: {e.strerror or e}"
+            ) from None
+        for folder in (data_dir, self.images_dir):
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise CaseStoreError(
+                    f"the data directory {folder} is read-only for this user: cases can be "
+                    "neither saved nor read safely (check its owner and permissions)"
+                )
+
+    def _refuse_new_database_over_pictures(self) -> None:
+        try:
+            size: int | None = self.db_path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        if size:
+            return
+        pictures = self.folder.committed_case_ids()
+        if pictures:
+            state = "missing" if size is None else "empty"
+            raise StoreNeedsRecoveryError(
+                f"the case database {self.db_path} is {state} but {len(pictures)} case pictures "
+                f"are in {self.images_dir}: nothing was deleted and no new database was made. "
+                "Run `kiosk cases recover` to rebuild the records from the pictures."
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        # The database file is made private before SQLite opens it; its WAL files inherit that.
+        try:
+            os.close(os.open(self.db_path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self.db_path.chmod(0o600)
+        except IsADirectoryError:
+            raise CaseStoreError(f"the case database {self.db_path} is a folder") from None
+        except OSError as e:
+            raise CaseStoreError(
+                f"cannot open the case database {self.db_path}: {e.strerror or e}"
+            ) from None
+        db = sqlite3.connect(
+            self.db_path, timeout=10.0, check_same_thread=False, isolation_level=None
+        )
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+            problems = [r[0] for r in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems[:3]))
+            self._db = db
             with self._transaction():
                 self._create_schema()
+        except sqlite3.OperationalError as e:
+            db.close()
+            if "locked" in str(e) or "busy" in str(e):
+                raise CaseStoreError(f"the case database {self.db_path} is busy: {e}") from None
+            raise CaseStoreError(f"cannot use the case database {self.db_path}: {e}") from None
         except sqlite3.DatabaseError as e:
-            raise CaseStoreError(f"case database {self.db_path} is unusable: {e}") from None
-        self._remove_orphan_images()
+            db.close()
+            raise StoreNeedsRecoveryError(
+                f"the case database {self.db_path} is damaged ({e}): nothing was deleted. Run "
+                "`kiosk cases recover` to rebuild the records from the pictures."
+            ) from None
+        return db
 
     @classmethod
     def open(cls, config: KioskConfig) -> CaseStore:
@@ -353,7 +471,23 @@ class CaseStore:
         columns = {r["name"] for r in self._db.execute("PRAGMA table_info(cases)")}
         if "provenance" not in columns:  # a version-1 database: cases saved before provenance
             self._db.execute("ALTER TABLE cases ADD COLUMN provenance TEXT")
+        if "review_unverified" not in columns:  # before version 3: nothing was signed
+            self._migrate_unsigned_specialist_content()
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _migrate_unsigned_specialist_content(self) -> None:
+        """Reviews and specialist messages received before signatures existed cannot be
+        told from forgeries: they are kept aside as unverified, never shown as the
+        specialist's (a genuine one comes back signed when the console sends it again)."""
+        self._db.execute("ALTER TABLE cases ADD COLUMN review_unverified TEXT")
+        self._db.execute(
+            "UPDATE cases SET review_unverified = review, review = NULL, review_read_at = NULL "
+            "WHERE review IS NOT NULL"
+        )
+        self._db.execute("ALTER TABLE messages ADD COLUMN verified INTEGER NOT NULL DEFAULT 1")
+        self._db.execute(
+            "UPDATE messages SET verified = 0 WHERE author != ?", (AUTHOR_HEALTH_WORKER,)
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -370,13 +504,16 @@ class CaseStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def _remove_orphan_images(self) -> None:
-        """Image files with no row are saves that never committed (the user was never told the
-        case was saved): delete them rather than keep health images nobody can reach."""
-        known = {r["image_file"] for r in self._query("SELECT image_file FROM cases")}
-        for path in self.images_dir.iterdir():
-            if path.is_file() and path.name not in known:
-                path.unlink(missing_ok=True)
+    def _remove_retired_files(self) -> None:
+        """Delete only what is provably garbage: crashed temp writes past their age, and the
+        files of cases whose row says retention removed them (a crash between the row update
+        and the unlink leaves them behind)."""
+        self.folder.remove_stale_temp_files()  # the caller holds the folder's lock
+        retired = self._query(
+            "SELECT case_id FROM cases WHERE image_file IS NULL AND image_deleted_at IS NOT NULL"
+        )
+        for row in retired:
+            self.folder.remove_case_files(row["case_id"])
 
     # ---- saving -------------------------------------------------------------------------
 
@@ -399,14 +536,9 @@ class CaseStore:
         jpeg = encode_jpeg(rgb)
         self.check_free_space(len(jpeg))
         case_id = str(uuid.uuid4())
-        file_name = f"{case_id}.jpg"
-        path = self.images_dir / file_name
-        try:
-            atomic_write_bytes(path, jpeg, mode=0o600)
-        except OSError as e:
-            path.unlink(missing_ok=True)
-            raise DiskFullError(f"could not write the case image: {e.strerror or e}") from None
+        file_name = image_name(case_id)
         created = utc_now()
+        sha256 = hashlib.sha256(jpeg).hexdigest()
         row = (
             case_id,
             self.kiosk_id,
@@ -415,25 +547,46 @@ class CaseStore:
             body_site,
             1,
             file_name,
-            hashlib.sha256(jpeg).hexdigest(),
+            sha256,
             len(jpeg),
             json.dumps(on_device.as_dict()),
             CaseStatus.SAVED.value,
             json.dumps(provenance.as_dict()) if provenance is not None else None,
         )
-        try:
-            with self._transaction() as db:
-                db.execute(
-                    "INSERT INTO cases (case_id, kiosk_id, created_at, patient_ref, body_site, "
-                    "consent, image_file, image_sha256, image_bytes, on_device, status, "
-                    "provenance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    row,
-                )
-        except sqlite3.OperationalError as e:
-            path.unlink(missing_ok=True)
-            if "full" in str(e).lower():
-                raise DiskFullError("the disk is full: the case was not saved") from None
-            raise CaseStoreError(f"the case was not saved: {e}") from None
+        # The sidecar: everything the row says except the patient reference (kept out of
+        # files nobody would think to protect), so a lost database loses no result.
+        sidecar = {
+            "case_id": case_id,
+            "kiosk_id": self.kiosk_id,
+            "created_at": _format_time(created),
+            "body_site": body_site,
+            "consent": True,
+            "image_sha256": sha256,
+            "image_bytes": len(jpeg),
+            "on_device": on_device.as_dict(),
+            "provenance": provenance.as_dict() if provenance is not None else None,
+        }
+        # From the first file written to the row's commit, cleanup in any process waits.
+        with self.folder.shared_lock():
+            try:
+                self.folder.write_sidecar(case_id, sidecar)
+                atomic_write_bytes(self.images_dir / file_name, jpeg, mode=0o600)
+            except OSError as e:
+                self.folder.remove_case_files(case_id)
+                raise DiskFullError(f"could not write the case image: {e.strerror or e}") from None
+            try:
+                with self._transaction() as db:
+                    db.execute(
+                        "INSERT INTO cases (case_id, kiosk_id, created_at, patient_ref, "
+                        "body_site, consent, image_file, image_sha256, image_bytes, on_device, "
+                        "status, provenance) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        row,
+                    )
+            except sqlite3.OperationalError as e:
+                self.folder.remove_case_files(case_id)  # ours, never committed
+                if "full" in str(e).lower():
+                    raise DiskFullError("the disk is full: the case was not saved") from None
+                raise CaseStoreError(f"the case was not saved: {e}") from None
         return self.get(case_id)
 
     def check_free_space(self, needed_bytes: int = 0) -> None:
@@ -566,9 +719,15 @@ class CaseStore:
         status: str | None,
         cloud: Mapping[str, Any] | None,
         review: Mapping[str, Any] | None,
+        review_verified: bool = True,
     ) -> bool:
         """Merge what the cloud says about one of our cases. Status only moves forward; a new
-        or changed review becomes unread. Returns True when something changed."""
+        or changed review becomes unread. Returns True when something changed.
+
+        `review_verified`: sync passes whether the review's signature verified (local callers
+        such as the demo are trusted). An unverified review is kept aside in
+        `unverified_review` and never replaces the verified one; nor does it make the case
+        "reviewed"."""
         with self._transaction() as db:
             rows = db.execute("SELECT * FROM cases WHERE case_id = ?", (case_id,)).fetchall()
             if not rows:
@@ -579,6 +738,12 @@ class CaseStore:
                 remote_status = CaseStatus(status) if status else None
             except ValueError:
                 remote_status = None
+            has_verified_review = current["review"] is not None or (
+                review is not None and review_verified
+            )
+            if remote_status is CaseStatus.REVIEWED and not has_verified_review:
+                has_cloud = cloud is not None or current["cloud"] is not None
+                remote_status = CaseStatus.CLASSIFIED if has_cloud else None
             if (
                 remote_status is not None
                 and remote_status.rank > CaseStatus(current["status"]).rank
@@ -590,7 +755,10 @@ class CaseStore:
                     changes["cloud"] = cloud_json
             if review is not None:
                 review_json = json.dumps(Review.from_dict(review).as_dict(), sort_keys=True)
-                if review_json != current["review"]:
+                if not review_verified:
+                    if review_json != current["review_unverified"]:
+                        changes["review_unverified"] = review_json
+                elif review_json != current["review"]:
                     changes["review"] = review_json
                     changes["review_read_at"] = None
             if not changes:
@@ -618,8 +786,8 @@ class CaseStore:
                     (_format_time(utc_now()), row["case_id"]),
                 )
             # The row no longer points at the file before it goes: a crash in between leaves
-            # an orphan that the next open removes.
-            (self.images_dir / row["image_file"]).unlink(missing_ok=True)
+            # a retired file that the next open removes (the row says it is garbage).
+            self.folder.remove_case_files(row["case_id"])
         return len(rows)
 
     # ---- messages and inbox -------------------------------------------------------------
@@ -670,9 +838,12 @@ class CaseStore:
         author_name: str,
         body: str,
         created_at: datetime | None,
+        verified: bool = True,
     ) -> bool:
         """A message that arrived from Firestore; returns True if it was new. Our own messages
-        echoed back by the listener are recognised by id and marked sent."""
+        echoed back by the listener are recognised by id and marked sent. `verified`: sync
+        passes whether a specialist's signature verified (local callers are trusted); an
+        unverified message is stored but kept out of the thread and the inbox."""
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchall():
                 return False
@@ -688,7 +859,7 @@ class CaseStore:
                 return False
             db.execute(
                 "INSERT INTO messages (message_id, case_id, author, author_name, body, "
-                "created_at, sent_at) VALUES (?,?,?,?,?,?,?)",
+                "created_at, sent_at, verified) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     message_id,
                     case_id,
@@ -697,19 +868,23 @@ class CaseStore:
                     body,
                     _format_time(created_at or utc_now()),
                     _format_time(utc_now()),
+                    int(verified),
                 ),
             )
             return True
 
     def messages(self, case_id: str) -> list[Message]:
+        """The case's thread: this kiosk's messages and verified specialists' ones."""
         rows = self._query(
-            "SELECT * FROM messages WHERE case_id = ? ORDER BY created_at", (case_id,)
+            "SELECT * FROM messages WHERE case_id = ? AND verified = 1 ORDER BY created_at",
+            (case_id,),
         )
         return [self._message(r) for r in rows]
 
-    def inbox(self, limit: int = 200) -> list[InboxItem]:
+    def inbox(self, limit: int = 200, include_unverified: bool = False) -> list[InboxItem]:
         """Reviews of our cases and messages from dermatologists: unread urgent reviews
-        first, then newest first."""
+        first, then newest first. `include_unverified` (for `kiosk inbox`) adds what was kept
+        aside, marked `verified=False` and never urgent or unread."""
         items: list[InboxItem] = []
         cases: dict[str, Case] = {}
         for row in self._query(
@@ -729,10 +904,14 @@ class CaseStore:
                     at=review.reviewed_at or case.created_at,
                     read=case.review_read,
                     case=case,
+                    label=review.label,
                 )
             )
+        if include_unverified:
+            items.extend(self._unverified_items(limit, cases))
         for row in self._query(
-            "SELECT * FROM messages WHERE author = ? ORDER BY created_at DESC LIMIT ?",
+            "SELECT * FROM messages WHERE author = ? AND verified = 1 "
+            "ORDER BY created_at DESC LIMIT ?",
             (AUTHOR_DERMATOLOGIST, limit),
         ):
             message = self._message(row)
@@ -754,11 +933,66 @@ class CaseStore:
         items.sort(key=lambda item: (not (item.urgent and not item.read), -item.at.timestamp()))
         return items[:limit]
 
+    def _unverified_items(self, limit: int, cases: dict[str, Case]) -> list[InboxItem]:
+        items: list[InboxItem] = []
+        for row in self._query(
+            "SELECT * FROM cases WHERE review_unverified IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        ):
+            case = cases.get(row["case_id"]) or self._case(row)
+            cases[case.case_id] = case
+            aside = case.unverified_review
+            assert aside is not None
+            items.append(
+                InboxItem(
+                    case_id=case.case_id,
+                    kind="review",
+                    body=aside.recommendation,
+                    author_name=aside.reviewer,
+                    at=aside.reviewed_at or case.created_at,
+                    read=True,  # nothing asks the health worker to read it
+                    case=case,
+                    verified=False,
+                    label=aside.label,
+                )
+            )
+        for row in self._query(
+            "SELECT * FROM messages WHERE verified = 0 ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        ):
+            message = self._message(row)
+            case = cases.get(message.case_id) or self.get(message.case_id)
+            cases[case.case_id] = case
+            items.append(
+                InboxItem(
+                    case_id=message.case_id,
+                    kind="message",
+                    body=message.body,
+                    author_name=message.author_name,
+                    at=message.created_at,
+                    read=True,
+                    case=case,
+                    verified=False,
+                )
+            )
+        return items
+
+    def unverified_count(self) -> int:
+        """Reviews and messages kept aside because they did not verify (`kiosk status`, the
+        fleet state): a count above zero means someone wrote specialist content without the
+        console's key, or the key is not configured."""
+        row = self._query(
+            "SELECT (SELECT count(*) FROM cases WHERE review_unverified IS NOT NULL) "
+            "+ (SELECT count(*) FROM messages WHERE verified = 0) AS n"
+        )[0]
+        return int(row["n"])
+
     def unread_count(self) -> int:
         row = self._query(
             "SELECT (SELECT count(*) FROM cases WHERE review IS NOT NULL "
             "AND review_read_at IS NULL) + (SELECT count(*) FROM messages WHERE author = ? "
-            "AND read_at IS NULL) AS n",
+            "AND verified = 1 AND read_at IS NULL) AS n",
             (AUTHOR_DERMATOLOGIST,),
         )[0]
         return int(row["n"])
@@ -780,7 +1014,7 @@ class CaseStore:
             )
             db.execute(
                 "UPDATE messages SET read_at = ? WHERE case_id = ? AND author = ? "
-                "AND read_at IS NULL",
+                "AND verified = 1 AND read_at IS NULL",
                 (now, case_id, AUTHOR_DERMATOLOGIST),
             )
 
@@ -824,6 +1058,11 @@ class CaseStore:
             provenance=(
                 Provenance.from_dict(json.loads(row["provenance"])) if row["provenance"] else None
             ),
+            unverified_review=(
+                Review.from_dict(json.loads(row["review_unverified"]))
+                if row["review_unverified"]
+                else None
+            ),
         )
 
     @staticmethod
@@ -837,6 +1076,7 @@ class CaseStore:
             created_at=_parse_time(row["created_at"]) or utc_now(),
             sent_at=_parse_time(row["sent_at"]),
             read_at=_parse_time(row["read_at"]),
+            verified=bool(row["verified"]),
         )
 
 

@@ -143,13 +143,57 @@ def _run_note(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -
 
 
 def cases_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "recover"),
+        default="list",
+        help="list (default): saved cases, newest first; recover: rebuild the case database "
+        "from the pictures and their records after it was lost or damaged (moves the old "
+        "database aside, deletes nothing)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per case per line")
     parser.add_argument("--limit", type=int, default=100, metavar="N")
     _common(parser)
 
 
+def run_cases(args: argparse.Namespace) -> int:
+    if args.action == "recover":
+        return _run_recover(args)
+    return _run_list(args)
+
+
+def _run_recover(args: argparse.Namespace) -> int:
+    """Without opening the store first: recovery is for a store that refuses to open."""
+    from kiosk.cases.recovery import recover
+    from kiosk.config import load_config, resolve_kiosk_id
+
+    try:
+        config = resolve_kiosk_id(load_config(args.config))
+        report = recover(config.cases_db, config.images_dir, config.kiosk_id, config.min_free_mb)
+    except (SkinscanError, OSError) as e:
+        error(f"recovery failed, nothing was deleted: {e}")
+        return EXIT_UNUSABLE
+    if args.json:
+        print(json.dumps(report.as_dict()), flush=True)
+    else:
+        print(
+            f"recovered: {report.rows_kept} cases from the old database, "
+            f"{report.from_sidecars} rebuilt from their pictures, "
+            f"{len(report.quarantined)} quarantined (kept, not sent: no usable record); "
+            f"old database kept as {', '.join(report.moved_aside) or '(none was there)'}",
+            flush=True,
+        )
+    return EXIT_OK
+
+
 @with_store
-def run_cases(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
+def _run_list(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
+    if store.unrecorded_pictures:
+        error(
+            f"{len(store.unrecorded_pictures)} case picture(s) have no record: run "
+            "`kiosk cases recover` to add them back (nothing was deleted)"
+        )
     cases = store.list_cases(limit=args.limit)
     if not args.json:
         print(f"{'case':<36}  {'saved (UTC)':<19}  {'status':<10}  {'label':<22}  urgency")

@@ -193,14 +193,19 @@ def test_quarantine_keeps_the_rest_going(store: CaseStore) -> None:
     assert store.queue_depth() == 1
 
 
-def test_orphan_image_from_an_interrupted_save_is_removed(tmp_path: Path) -> None:
+def test_a_picture_without_a_row_is_kept_and_counted_never_deleted(tmp_path: Path) -> None:
+    """A committed picture whose row is missing may be the only copy of a case: opening the
+    store keeps it (and files that are not the store's own), and counts it for recovery."""
     s = CaseStore(tmp_path / "c.sqlite3", tmp_path / "img", "k1", 0)
     kept = s.save_case(rgb(), result())
     s.close()
-    orphan = tmp_path / "img" / "3f0c.jpg"
-    orphan.write_bytes(b"\xff\xd8half a save")
+    unrecorded = tmp_path / "img" / "0b7e5c2a-1111-4222-8333-944445555666.jpg"
+    unrecorded.write_bytes(b"\xff\xd8a picture from a save that crashed before its commit")
+    foreign = tmp_path / "img" / "3f0c.jpg"
+    foreign.write_bytes(b"not ours")
     s = CaseStore(tmp_path / "c.sqlite3", tmp_path / "img", "k1", 0)
-    assert not orphan.exists()
+    assert unrecorded.exists() and foreign.exists()
+    assert s.unrecorded_pictures == ("0b7e5c2a-1111-4222-8333-944445555666",)
     assert s.get(kept.case_id).image_path.is_file()
     s.close()
 
@@ -208,7 +213,7 @@ def test_orphan_image_from_an_interrupted_save_is_removed(tmp_path: Path) -> Non
 def test_unusable_database_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "c.sqlite3"
     db.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(CaseStoreError, match="unusable"):
+    with pytest.raises(CaseStoreError, match="damaged"):
         CaseStore(db, tmp_path / "img", "k1", 0)
 
 
@@ -267,4 +272,4 @@ def test_a_write_that_fails_midway_loses_nothing_and_leaves_nothing(tmp_path: Pa
     assert lines[0].startswith("refused: could not write the case image")
     count, kept = lines[1].split()
     assert count == "1"
-    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [f"{kept}.jpg"]
+    assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [f"{kept}.jpg", f"{kept}.json"]

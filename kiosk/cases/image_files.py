@@ -1,0 +1,128 @@
+"""The case store's image folder: one JPEG and one JSON sidecar per case, and the rules that
+keep them safe from the store itself.
+
+Layout of `images/`:
+- `<case_id>.jpg`  the case picture (committed: written to a temp file, fsynced, renamed);
+- `<case_id>.json` its sidecar: what the case row holds except the patient reference, so that a
+  lost or corrupt database loses no result (`kiosk cases recover` rebuilds rows from them);
+- `.<name>.<random>.tmp` a write in progress (kiosk.files.atomic_write_bytes);
+
+The folder's lock file (flock) is `images.lock` beside the folder, so the folder holds only
+case files.
+
+What may be deleted, and nothing else: a temp file older than TEMP_MAX_AGE_S (a crashed write:
+no writer takes that long, so it cannot be another process's half-written file), and files the
+store itself retired (retention, or a save whose row never committed, removed by that save).
+A committed picture without a row is NOT garbage — it may be the only copy of a case whose
+database was lost — so it is kept and counted until `kiosk cases recover` adopts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kiosk.files import atomic_write_bytes
+
+TEMP_MAX_AGE_S = 3600.0
+SIDECAR_FORMAT = 1
+_CASE_FILE = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jpg$")
+# atomic_write_bytes names its temp files ".<target name>.<random>.tmp"
+_TEMP_FILE = re.compile(r"^\.[0-9a-f-]{36}\.(jpg|json)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def image_name(case_id: str) -> str:
+    return f"{case_id}.jpg"
+
+
+def sidecar_name(case_id: str) -> str:
+    return f"{case_id}.json"
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    path: Path
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def committed_case_ids(self) -> list[str]:
+        """Case ids of every committed picture in the folder, sorted."""
+        out = []
+        for entry in os.scandir(self.path):
+            m = _CASE_FILE.match(entry.name)
+            if m and entry.is_file(follow_symlinks=False):
+                out.append(m.group(1))
+        return sorted(out)
+
+    def write_sidecar(self, case_id: str, record: dict[str, Any]) -> None:
+        body = {"format": SIDECAR_FORMAT, **record}
+        data = (json.dumps(body, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+        atomic_write_bytes(self.path / sidecar_name(case_id), data, mode=0o600)
+
+    def read_sidecar(self, case_id: str) -> dict[str, Any] | None:
+        """The sidecar's record, or None when it is missing or unreadable."""
+        try:
+            body = json.loads((self.path / sidecar_name(case_id)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(body, dict) or body.get("case_id") != case_id:
+            return None
+        return body
+
+    def remove_case_files(self, case_id: str) -> None:
+        for name in (image_name(case_id), sidecar_name(case_id)):
+            (self.path / name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def shared_lock(self) -> Iterator[None]:
+        """Held by a save from its first file write to its row commit: cleanup cannot run
+        while any process is between the two."""
+        with self._locked(fcntl.LOCK_SH):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, operation: int) -> Iterator[bool]:
+        fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, operation)
+                locked = True
+            except BlockingIOError:
+                locked = False
+            try:
+                yield locked
+            finally:
+                if locked:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def exclusive_lock(self, wait: bool = True) -> Iterator[bool]:
+        """Yields whether the lock was taken (always True when `wait`)."""
+        with self._locked(fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)) as locked:
+            yield locked
+
+    def remove_stale_temp_files(self, now: float | None = None) -> int:
+        """Delete crashed writes: temp files of the store's own pattern older than
+        TEMP_MAX_AGE_S. The caller holds exclusive_lock()."""
+        now = time.time() if now is None else now
+        removed = 0
+        for entry in os.scandir(self.path):
+            if not _TEMP_FILE.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat(follow_symlinks=False).st_mtime > TEMP_MAX_AGE_S:
+                    Path(entry.path).unlink()
+                    removed += 1
+        return removed
