@@ -322,11 +322,17 @@ class ReplaySource:
     or clip of the frame last returned, so tests can map frames to the clip's segments.
     """
 
-    def __init__(self, path: str | Path, fps: float | None = DEFAULT_FPS, loop: bool = True):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | None = DEFAULT_FPS,
+        loop: bool = True,
+        name: str | None = None,
+    ):
         self.path = Path(path)
         self.fps = fps
         self.loop = loop
-        self.name = f"replay:{self.path.name}"
+        self.name = name or f"replay:{self.path.name}"
         self.last_index = -1
         self._pacer = _Pacer(fps)
         self._files: list[Path] | None = None
@@ -698,6 +704,14 @@ def clip_segments(clip: str | Path | None = None) -> list[ClipSegment]:
 
 
 SPEC_HELP = "auto, picamera2, opencv[:INDEX_OR_PATH], replay:PATH or demo"
+DEMO_NAME = "demo"  # the name of the demo clip's source: cases from it are marked "demo"
+
+
+def source_kind(name: str) -> str:
+    """The kind of camera behind a source name (kiosk.cases.provenance.SOURCE_KINDS):
+    "picamera2", "opencv", "replay" or "demo"; "" when the name says nothing of it."""
+    kind = name.split(":", 1)[0].strip().lower()
+    return kind if kind in ("picamera2", "opencv", "replay", DEMO_NAME) else ""
 
 
 def open_source(
@@ -726,7 +740,7 @@ def open_source(
     if kind == "picamera2" and not arg:
         return Picamera2Source(fps=fps, picamera2_module=picamera2_module)
     if kind == "demo" and not arg:
-        return ReplaySource(demo_clip_path(), fps=fps)
+        return ReplaySource(demo_clip_path(), fps=fps, name=DEMO_NAME)
     if kind == "auto" and not arg:
         return _auto_source(fps, picamera2_module, opencv_device)
     raise CameraError(f"unknown camera source {spec!r}: use {SPEC_HELP}")
@@ -751,7 +765,7 @@ def _auto_source(
     except CameraError as e:
         webcam.close()
         log.info("camera: webcam not used: %s", e)
-    demo = ReplaySource(demo_clip_path(), fps=fps)
+    demo = ReplaySource(demo_clip_path(), fps=fps, name=DEMO_NAME)
     demo.open()
     log.info("camera: no camera found, replaying the demo clip")
     return demo
@@ -781,7 +795,7 @@ def resilient_source(
         if isinstance(first, OpenCVSource):
             return OpenCVSource(first.device, first.size, first.fps)
         if isinstance(first, ReplaySource):
-            return ReplaySource(first.path, first.fps, first.loop)
+            return ReplaySource(first.path, first.fps, first.loop, first.name)
         raise CameraError(f"cannot reopen a source of type {type(first).__name__}")
 
     return ResilientSource(fresh, name=first.name, **options)

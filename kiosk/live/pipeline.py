@@ -16,15 +16,21 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kiosk.live.camera import ResilientSource, SourceStatus
+from kiosk.cases.provenance import Provenance
+from kiosk.live.camera import ResilientSource, SourceStatus, source_kind
+from kiosk.live.evidence import Evidence
 from kiosk.live.frames import Frame
+from kiosk.live.scene import SceneWatch
 from kiosk.live.triage import Triage, Verdict
 from kiosk.live.vision import (
+    DermoscopeField,
     GuideBox,
     PictureKind,
+    QualityReport,
     assess_quality,
-    classify_picture_kind,
-    crop_box,
+    crop_rect,
+    dermoscope_field,
+    field_rect,
     to_model_input,
 )
 from kiosk.model.classifier import Classifier
@@ -36,6 +42,12 @@ STAGES = ("wait", "crop", "gate", "lens", "preprocess", "invoke", "smoothing")
 # field in every frame, "dermoscopic" / "clinical" are set by the operator, "off" never asks
 # (replayed clips, whose pictures are cropped inside the dermoscope's field).
 LENS_MODES = ("auto", "dermoscopic", "clinical", "off")
+# One crop rule for live frames and still pictures (issue 13). With the dermoscope (detected,
+# or set by the operator) the model reads the dermoscope's field, framed as the training
+# pictures are: the square inside its circle, or the centre square when no vignette shows.
+# Without it (clinical) it reads the guide box the operator aims. "off" (replays, the demo
+# clip: pictures already framed as training pictures are) takes the centre square, the rule
+# `kiosk classify` documents for still files.
 # A vignette seen this recently counts: a frame or two without it (a finger, glare) is not
 # "the lens came off".
 LENS_MEMORY_S = 1.0
@@ -79,6 +91,15 @@ class Snapshot:
     frames_gated: int  # of those, frames that passed the quality gate and reached the model
     picture_kind: PictureKind | None = None  # None when the lens mode is "off"
     hints: tuple[str, ...] = ()  # advice codes beyond the gate's, e.g. "attach_dermoscope"
+    # The newest classified frame of the current scene with the verdict of that scene: what a
+    # capture stores (None while the current scene has no classified frame).
+    evidence: Evidence | None = None
+    quality: QualityReport | None = None  # the gate's report on the latest frame
+    source_kind: str = ""  # picamera2 | opencv | replay | demo (kiosk.live.camera.source_kind)
+
+    @property
+    def demo(self) -> bool:
+        return self.source_kind == "demo"
 
 
 @dataclass
@@ -117,6 +138,11 @@ class LivePipeline:
         self._frame: Frame | None = None
         self._counts = _Counters()
         self._thread: threading.Thread | None = None
+        self._scene = SceneWatch()
+        self._scene_key: tuple[object, ...] | None = None  # crop box and lens state
+        self._field: tuple[int, int, int, int] | None = None  # dermoscope field, when seen
+        self._evidence: Evidence | None = None
+        self._quality: QualityReport | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -151,6 +177,9 @@ class LivePipeline:
                 frames_gated=self._counts.gated,
                 picture_kind=self._picture_kind,
                 hints=self._hints(self._verdict),
+                evidence=self._evidence,
+                quality=self._quality,
+                source_kind=source_kind(getattr(self.source, "name", "") or ""),
             )
 
     def _hints(self, verdict: Verdict | None) -> tuple[str, ...]:
@@ -165,24 +194,41 @@ class LivePipeline:
         return ()
 
     def _update_picture_kind(self, frame: Frame) -> None:
-        if self.lens == "off":
+        if self.lens in ("off", "clinical"):
+            self._picture_kind = None if self.lens == "off" else PictureKind.CLINICAL
             return
-        if self.lens != "auto":
-            self._picture_kind = PictureKind(self.lens)
-            return
+        # "auto" and "dermoscopic" look for the field: auto to know whether the lens is on,
+        # both to crop to it.
         due = (
             self._lens_checked_at is None
             or frame.timestamp - self._lens_checked_at >= LENS_CHECK_EVERY_S
         )
         if due:
             self._lens_checked_at = frame.timestamp
-            if classify_picture_kind(frame.image) == PictureKind.DERMOSCOPIC:
+            found = dermoscope_field(frame.image)
+            if found.detected:
                 self._dermoscope_seen_at = frame.timestamp
+                if self._field is None:  # kept while the lens stays on: a steady crop
+                    self._field = field_rect(found, frame.image.shape[1], frame.image.shape[0])
         recent = (
             self._dermoscope_seen_at is not None
             and frame.timestamp - self._dermoscope_seen_at <= LENS_MEMORY_S
         )
-        self._picture_kind = PictureKind.DERMOSCOPIC if recent else PictureKind.CLINICAL
+        if not recent:
+            self._field = None
+        if self.lens == "dermoscopic":
+            self._picture_kind = PictureKind.DERMOSCOPIC
+        else:
+            self._picture_kind = PictureKind.DERMOSCOPIC if recent else PictureKind.CLINICAL
+
+    def crop_box(self, frame: Frame) -> tuple[int, int, int, int]:
+        """(x, y, w, h) of the part of `frame.image` the model reads (the crop rule above)."""
+        h, w = frame.image.shape[:2]
+        if self._picture_kind == PictureKind.CLINICAL:
+            return self.guide.rect(w, h)
+        if self._field is not None:
+            return self._field
+        return field_rect(_NO_FIELD, w, h)  # no vignette: the whole picture is field
 
     @property
     def dropped_frames(self) -> int:
@@ -191,8 +237,14 @@ class LivePipeline:
     def reset(self) -> None:
         """A new scan (new patient or new spot): forget the smoothed evidence."""
         with self._lock:
-            self.triage.reset()
-            self._verdict = None
+            self._new_scene()
+
+    def _new_scene(self) -> None:
+        # caller holds self._lock
+        self.triage.reset()
+        self._scene.restart()
+        self._verdict = None
+        self._evidence = None
 
     def replace_classifier(self, classifier: Classifier) -> None:
         """Take a newly installed model release without stopping the camera. The smoothing
@@ -200,7 +252,9 @@ class LivePipeline:
         with self._lock:
             self.classifier = classifier
             self.triage = Triage(classifier.thresholds, self.triage.config)
+            self._scene.restart()
             self._verdict = None
+            self._evidence = None
 
     # ---- threads ------------------------------------------------------------------------
 
@@ -218,7 +272,9 @@ class LivePipeline:
             self.process(frame)
 
     def process(self, frame: Frame) -> Verdict:
-        """Gate, classify and smooth one frame (the inference thread's work, callable alone)."""
+        """Crop, gate, classify and smooth one frame (the inference thread's work, callable
+        alone). The averaging window restarts when the crop box or the lens state changes and
+        when the scene changes (kiosk.live.scene), so a verdict never mixes two spots."""
         mark = time.perf_counter()
         start = mark
 
@@ -228,16 +284,25 @@ class LivePipeline:
             self.times.add(stage, (now - mark) * 1000)
             mark = now
 
-        crop = crop_box(frame.image, self.guide)
-        lap("crop")
-        quality = assess_quality(crop)
-        lap("gate")
         self._update_picture_kind(frame)
         lap("lens")
+        box = self.crop_box(frame)
+        crop = crop_rect(frame.image, box)
+        lap("crop")
+        classifier = self.classifier  # one model for the whole frame, even mid-swap
+        image = to_model_input(crop, classifier.input_side)
+        lap("preprocess")
+        quality = assess_quality(image)  # judged on what the model reads: resolution-free
+        lap("gate")
+        key = (box, self._picture_kind, classifier)
+        with self._lock:
+            if key != self._scene_key:  # the guide box moved, the lens changed, a new model
+                self._scene_key = key
+                self._new_scene()
         if quality.ok:
-            classifier = self.classifier  # one model for the whole frame, even mid-swap
-            image = to_model_input(crop, classifier.input_side)
-            lap("preprocess")
+            with self._lock:
+                if self._scene.changed(image):
+                    self._new_scene()
             prediction = classifier.predict(image)
             lap("invoke")
             with self._lock:
@@ -245,21 +310,58 @@ class LivePipeline:
                     verdict = self.triage.update(
                         prediction.probabilities, timestamp=frame.timestamp
                     )
+                    evidence: Evidence | None = Evidence(
+                        frame=frame,
+                        crop_box=box,
+                        model_input=image,
+                        quality=quality,
+                        verdict=verdict,
+                        provenance=self._provenance(frame, box, quality, verdict, classifier),
+                    )
                 else:  # the model changed during this frame: its answer is not evidence
-                    verdict = self.triage.skip((), timestamp=frame.timestamp)
+                    verdict = self.triage.skip(("model_changed",), timestamp=frame.timestamp)
+                    evidence = None
             lap("smoothing")
         else:
             with self._lock:
                 verdict = self.triage.skip(
                     tuple(str(i) for i in quality.issues), timestamp=frame.timestamp
                 )
+                # The evidence stays while the window does (a blurry frame or two mid-scan);
+                # once the triage starts afresh, so does the evidence.
+                evidence = self._evidence if self.triage.frames_in_window else None
         if quality.ok:  # the cost of a classified frame; a rejected one stops at the gate
             self.times.add_frame((time.perf_counter() - start) * 1000)
         with self._lock:
             self._verdict, self._frame = verdict, frame
+            self._evidence, self._quality = evidence, quality
             self._counts.seen += 1
             if quality.ok:
                 self._counts.gated += 1
         if self.on_verdict is not None:
             self.on_verdict(verdict, frame)
         return verdict
+
+    def _provenance(
+        self,
+        frame: Frame,
+        box: tuple[int, int, int, int],
+        quality: QualityReport,
+        verdict: Verdict,
+        classifier: Classifier,
+    ) -> Provenance:
+        metadata = getattr(classifier, "metadata", None)
+        return Provenance(
+            source=source_kind(getattr(self.source, "name", "") or ""),
+            lens=self.lens,
+            picture_kind=str(self._picture_kind) if self._picture_kind is not None else "",
+            quality=dict(quality.measures),
+            reasons=tuple(str(i) for i in quality.issues),
+            crop_box=box,
+            frame_size=(int(frame.image.shape[1]), int(frame.image.shape[0])),
+            frames_averaged=verdict.frames_used,
+            model_version=str(getattr(metadata, "version", "") or ""),
+        )
+
+
+_NO_FIELD = DermoscopeField(detected=False, score=0.0, radius=1.0, dark_fraction=0.0)

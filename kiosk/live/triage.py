@@ -140,6 +140,11 @@ class Triage:
         self._skips = 0  # rejected frames in a row
         self._last_gated_at: float | None = None
 
+    @property
+    def frames_in_window(self) -> int:
+        """Gated frames now averaged (0 after a reset: no evidence left)."""
+        return len(self._window)
+
     def update(
         self,
         probabilities: Mapping[str, float] | Sequence[float] | np.ndarray,

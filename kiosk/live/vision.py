@@ -24,7 +24,7 @@ Every threshold below was chosen from measurements on the lesion-disjoint valida
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import cv2
@@ -124,7 +124,13 @@ def _check_rgb(image: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------- quality gate
 
-ANALYSIS_SIDE = 128  # measures are taken on the input area-resized to this longer side
+# The gate judges what the model will see, not the camera's pixels: every measure is taken on
+# the crop brought to the model's input (MODEL_SIDE, the training resize) and then halved to
+# GATE_SIDE (a whole-number area step, ~0.03 ms). So the same picture gets the same gate result
+# whether the camera puts 150 or 1,000 pixels inside the crop (issue 13: measured on the guide
+# box's camera pixels, half of the real lesion pictures never got past "blurry").
+GATE_SIDE = MODEL_SIDE // 2
+ANALYSIS_SIDE = 128  # the lesion box and the dermoscope keep their own working sizes
 
 
 def _small(image: np.ndarray, side: int = ANALYSIS_SIDE) -> np.ndarray:
@@ -236,6 +242,14 @@ class QualityThresholds:
     min_sharpness: float = 25.0
     max_edge_spread: float = 0.56
     min_sharpness_alone: float = 6.0
+    # Motion blur smears one direction and leaves the other sharp, so the Laplacian stays high:
+    # a 15-pixel hand shake (scripts/measure_gate.py) has a median sharpness of 22 but up to 117,
+    # with an edge spread of 0.53–0.85 (median 0.69). Real pictures: edge spread ≤ 0.64 for
+    # 99 %. So an edge spread above `max_edge_spread_smeared` is blurry up to
+    # `max_sharpness_smeared`: 82 % of those shakes rejected, 1 % more real pictures lost.
+    # (Measured at model scale, GATE_SIDE, on 500 validation pictures.)
+    max_edge_spread_smeared: float = 0.64
+    max_sharpness_smeared: float = 400.0
 
 
 DEFAULT_THRESHOLDS = QualityThresholds()
@@ -280,10 +294,18 @@ _WHITE = (245, 245, 245)  # "pure white": every channel at least this
 _FULL = (255, 255, 255)
 
 
-def quality_measures(crop: np.ndarray) -> dict[str, float]:
-    """The numbers assess_quality decides on, from the crop area-resized to ANALYSIS_SIDE."""
+def model_scale(crop: np.ndarray) -> np.ndarray:
+    """The crop as the model sees it (MODEL_SIDE square); a model input is returned as it is."""
     _check_rgb(crop)
-    small = _small(crop)
+    if crop.shape[:2] == (MODEL_SIDE, MODEL_SIDE):
+        return crop
+    return to_model_input(crop, MODEL_SIDE)
+
+
+def quality_measures(crop: np.ndarray) -> dict[str, float]:
+    """The numbers assess_quality decides on: taken on the crop at model scale (model_scale),
+    area-halved to GATE_SIDE. Pass the model input itself to save the resize."""
+    small = _small(model_scale(crop), GATE_SIDE)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     hist = np.bincount(gray.ravel(), minlength=256)
     return {
@@ -300,6 +322,10 @@ def assess_quality(
     crop: np.ndarray, thresholds: QualityThresholds = DEFAULT_THRESHOLDS
 ) -> QualityReport:
     """Is this crop good enough to classify? Cheap enough for every preview frame.
+
+    `crop` is the part of the frame the model reads, at any resolution, or the model input
+    itself: it is judged at model scale (quality_measures), so the camera's resolution does not
+    change the answer.
 
     Exposure comes first: when a frame is too dark or too bright its colours and detail cannot
     be judged, so `no_skin` and `blurry` are not reported then (a dark-skinned arm in dim light
@@ -318,8 +344,11 @@ def assess_quality(
     if not exposure_bad:
         if m["skin_fraction"] < t.min_skin_fraction:
             issues.append(QualityIssue.NO_SKIN)
-        if m["sharpness"] < t.min_sharpness_alone or (
-            m["sharpness"] < t.min_sharpness and m["edge_spread"] > t.max_edge_spread
+        sharp, spread = m["sharpness"], m["edge_spread"]
+        if (
+            sharp < t.min_sharpness_alone
+            or (sharp < t.min_sharpness and spread > t.max_edge_spread)
+            or (sharp < t.max_sharpness_smeared and spread > t.max_edge_spread_smeared)
         ):
             issues.append(QualityIssue.BLURRY)
     return QualityReport(ok=not issues, issues=tuple(issues), measures=m)
@@ -346,6 +375,33 @@ class DermoscopeField:
     score: float
     radius: float
     dark_fraction: float
+    in_centre_square: bool = False  # the circle was found in the frame's centre square
+
+
+def centre_square_rect(width: int, height: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of a frame's centre square: how still pictures are cropped (imaging)."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side, side
+
+
+# The crop is the square inscribed in the field's circle, a little inside it: the circle's edge
+# is soft and its radius is only known to 1/_RADIUS_RINGS of the half-diagonal.
+FIELD_INSET = 0.95
+
+
+def field_rect(found: DermoscopeField, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the dermoscope's field in a width×height frame: the square inscribed in
+    its circle, as the training pictures are framed (inside the field, no vignette). Without a
+    detected vignette the whole picture is field: its centre square."""
+    if not found.detected:
+        return centre_square_rect(width, height)
+    if found.in_centre_square:
+        half_diagonal = 0.5 * min(width, height) * float(np.sqrt(2.0))
+    else:
+        half_diagonal = 0.5 * float(np.hypot(width, height))
+    radius_px = found.radius * half_diagonal * FIELD_INSET
+    side = int(min(min(width, height), max(1.0, radius_px * np.sqrt(2.0))))
+    return (width - side) // 2, (height - side) // 2, side, side
 
 
 DERMOSCOPE_SIDE = 96  # the whole frame is area-resized to this longer side
@@ -375,7 +431,7 @@ def dermoscope_field(image: np.ndarray) -> DermoscopeField:
     whole = _dermoscope_field(image)
     if whole.detected or image.shape[0] == image.shape[1]:
         return whole
-    square = _dermoscope_field(centre_square(image))
+    square = replace(_dermoscope_field(centre_square(image)), in_centre_square=True)
     return square if square.detected or square.score > whole.score else whole
 
 
