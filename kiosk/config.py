@@ -12,6 +12,7 @@ Secrets (the MQTT password, the admin PIN) are marked so that `public_view()` ne
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -32,6 +33,8 @@ _SECRET = {"secret": True}
 _KIOSK_ID_FILE = "kiosk_id"
 T = TypeVar("T")
 _KIOSK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# The touchscreen's languages: one strings file each in kiosk/ui/strings/ (a test checks).
+LANGUAGES: tuple[str, ...] = ("en", "fr", "ar")
 
 
 class ConfigError(SkinscanError):
@@ -175,10 +178,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory, not a file") from None
     except PermissionError:
         raise ConfigError(f"config file not readable (permissions): {path}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {e.start} cannot be decoded); save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror or e}") from None
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
@@ -237,23 +248,35 @@ def _coerce(raw: Any, kind: Any, name: str) -> Any:
                 return False
             raise ValueError("expected true or false")
         if kind is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            # TOML gives int (or a float like 3.0); the environment gives text.
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError("expected a whole number")
-            return int(raw)
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError("expected a whole number")
+            text = str(raw).strip() if isinstance(raw, str) else raw
+            if isinstance(text, str) and not re.fullmatch(r"[+-]?\d+", text):
+                raise ValueError("expected a whole number")
+            return int(text)
         if kind is float:
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError("expected a number")
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
+            return value
         if kind is Path:
             if not isinstance(raw, str):
                 raise ValueError("expected a path")
+            if not raw.strip():
+                raise ValueError("expected a path, not an empty value")
             return Path(raw).expanduser()
         if kind is str:
             if not isinstance(raw, (str, int)) or isinstance(raw, bool):
                 raise ValueError("expected text")
             return str(raw)
-    except ValueError as e:
-        raise ConfigError(f"{name}: {e}, got {raw!r}") from None
+    except (ValueError, TypeError) as e:
+        message = str(e) if str(e).startswith("expected") else "expected a number"
+        raise ConfigError(f"{name}: {message}, got {raw!r}") from None
     raise ConfigError(f"{name}: unsupported setting type {kind!r}")  # pragma: no cover
 
 
@@ -276,10 +299,28 @@ def _validate(config: KioskConfig) -> None:
         raise ConfigError(f"mqtt.port must be 1-65535, got {config.mqtt.port}")
     if not config.admin_pin.isdigit() or not 4 <= len(config.admin_pin) <= 8:
         raise ConfigError("admin_pin must be 4 to 8 digits")
+    if config.language not in LANGUAGES:
+        raise ConfigError(
+            f"language {config.language!r} is not available; use one of {', '.join(LANGUAGES)}"
+        )
+    camera_problem = camera_spec_problem(config.camera)
+    if camera_problem:
+        raise ConfigError(f"camera {config.camera!r}: {camera_problem}")
     if config.storage_emulator_host and "://" not in config.storage_emulator_host:
         raise ConfigError(
             f"STORAGE_EMULATOR_HOST needs a scheme, e.g. http://{config.storage_emulator_host}"
         )
+
+
+def camera_spec_problem(spec: str) -> str | None:
+    """Why a camera setting cannot name a source (None when it can): auto | picamera2 |
+    demo | opencv:INDEX_OR_PATH | replay:PATH."""
+    kind, _, target = spec.partition(":")
+    if kind in ("auto", "picamera2", "demo"):
+        return None if not target else f"{kind} takes no ':' part"
+    if kind in ("opencv", "replay"):
+        return None if target.strip() else f"{kind}: needs a device index or a path after ':'"
+    return "use auto, picamera2, demo, opencv:INDEX_OR_PATH or replay:PATH"
 
 
 def resolve_kiosk_id(config: KioskConfig) -> KioskConfig:

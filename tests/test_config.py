@@ -85,3 +85,51 @@ def test_kiosk_id_is_made_once_and_kept(tmp_path: Path) -> None:
     assert first.kiosk_id.startswith("kiosk-")
     assert first.kiosk_id == second.kiosk_id
     assert resolve_kiosk_id(KioskConfig(data_dir=tmp_path, kiosk_id="x1")).kiosk_id == "x1"
+
+
+# ------------------------------------------------- every bad setting is one line (issue 12)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("retention_days = [1, 2]\n", {}, r"retention_days: expected a whole number, got \[1, 2\]"),
+        ("min_free_mb = {a = 1}\n", {}, r"min_free_mb: expected a whole number, got \{'a': 1\}"),
+        ("sync_interval_s = [1.0]\n", {}, r"sync_interval_s: expected a number, got \[1.0\]"),
+        ("sync_interval_s = nan\n", {}, "sync_interval_s: expected a finite number"),
+        ("connect_timeout_s = inf\n", {}, "connect_timeout_s: expected a finite number"),
+        ('language = "klingon"\n', {}, "language 'klingon' is not available; use one of en, fr"),
+        ('camera = "bogus:9"\n', {}, "camera 'bogus:9': use auto, picamera2, demo, opencv"),
+        ('camera = "replay:"\n', {}, "camera 'replay:': replay: needs a device index or a path"),
+        ("", {"SKINSCAN_DATA_DIR": ""}, "SKINSCAN_DATA_DIR: expected a path, not an empty value"),
+        ("", {"SKINSCAN_RETENTION_DAYS": "abc"}, "SKINSCAN_RETENTION_DAYS: expected a whole n"),
+        ("", {"SKINSCAN_SYNC_INTERVAL_S": "nan"}, "SKINSCAN_SYNC_INTERVAL_S: expected a finite"),
+    ],
+)
+def test_every_bad_setting_names_key_value_and_what_is_allowed(
+    tmp_path: Path, text: str, env: dict, message: str
+) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ=env)
+
+
+def test_a_config_file_that_is_not_utf8_or_is_a_directory_is_one_line(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('language = "fr" # réglé\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(latin1, environ={})
+    with pytest.raises(ConfigError, match="is a directory, not a file"):
+        load_config(tmp_path, environ={})
+
+
+def test_the_languages_are_the_touchscreens_strings_files() -> None:
+    from importlib import resources
+
+    from kiosk.config import LANGUAGES
+
+    files = resources.files("kiosk.ui").joinpath("strings")
+    assert sorted(LANGUAGES) == sorted(
+        f.name[:-5] for f in files.iterdir() if f.name.endswith(".json")
+    )

@@ -13,6 +13,7 @@ from kiosk.cli.common import (
     add_model_argument,
     add_threads_argument,
     print_error,
+    printable,
 )
 from kiosk.errors import ImageReadError, ModelError, RuntimeUnavailableError
 
@@ -28,15 +29,15 @@ def classify_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def classify_one(classifier: Classifier, path: str) -> dict[str, Any]:
-    from kiosk.live.imaging import load_rgb, square_resize
+    from kiosk.live.imaging import load_still, square_resize
     from kiosk.model.decision import decide
 
-    rgb = load_rgb(path)
+    rgb = load_still(path)  # refuses tiny and grayscale pictures, as `case add` does
     image = square_resize(rgb, classifier.input_side)
     prediction = classifier.predict(image)
     decision = decide(prediction.probabilities, classifier.thresholds)
     return {
-        "file": path,
+        "file": printable(path),
         "label": decision.label,
         "confidence": round(decision.confidence, 4),
         "probabilities": {c: round(p, 4) for c, p in decision.probabilities.items()},
@@ -62,15 +63,15 @@ def run_classify(args: argparse.Namespace) -> int:
             row = classify_one(classifier, path)
         except ImageReadError as e:
             failed = True
-            row = {"file": path, "error": str(e)}
+            row = {"file": printable(path), "error": printable(str(e))}
         if args.json:
             print(json.dumps(row, ensure_ascii=False), flush=True)
         elif "error" in row:
-            print(f"{path:<32} ERROR: {row['error']}", flush=True)
+            print(f"{row['file']:<32} ERROR: {row['error']}", flush=True)
         else:
             label = row["label"] + (" (unsure)" if row["abstained"] else "")
             print(
-                f"{path:<32} {label:<22} {row['confidence']:>6.3f}  {row['urgency']:<8} "
+                f"{row['file']:<32} {label:<22} {row['confidence']:>6.3f}  {row['urgency']:<8} "
                 f"{row['latency_ms']:>7.2f}",
                 flush=True,
             )

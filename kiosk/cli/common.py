@@ -18,7 +18,14 @@ PACKAGE = "skinscan-kiosk"
 
 
 def print_error(message: str) -> None:
-    print(f"kiosk: error: {message}", file=sys.stderr, flush=True)
+    print(f"kiosk: error: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def printable(text: str) -> str:
+    """Text safe to print and to put in JSON: a file name with bytes that are not UTF-8 (which
+    Python keeps as lone surrogates) shows them as \\xNN instead of failing or writing raw
+    bytes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiosk.cli.common import (
     EXIT_OK,
@@ -21,10 +21,7 @@ from kiosk.cli.common import (
     package_version,
     print_error,
 )
-from kiosk.errors import ModelError
-
-if TYPE_CHECKING:
-    pass
+from kiosk.errors import ModelError, SkinscanError
 
 
 @dataclass(frozen=True)
@@ -145,4 +142,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_UNUSABLE
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except SkinscanError as e:  # raised on purpose: already one sentence
+        print_error(str(e))
+        return EXIT_UNUSABLE
+    except Exception as e:  # a bug: the traceback goes to the crash log, the user gets a line
+        from kiosk.cli.crash import record_crash
+
+        where = record_crash(e, args.command)
+        print_error(
+            f"unexpected {type(e).__name__} in `kiosk {args.command}`: {e} "
+            f"(details in {where}; saved cases are not affected)"
+        )
+        return EXIT_UNUSABLE
