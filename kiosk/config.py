@@ -82,6 +82,10 @@ class KioskConfig:
     # Ed25519 public key (base64 of the 32 raw bytes) that model releases must be signed with.
     # Empty: model updates are refused.
     model_public_key: str = ""
+    # Ed25519 public key (base64) of the review console: a review or a dermatologist's message
+    # is shown as the specialist's only when it carries a valid signature by this key.
+    # Empty: nothing from the cloud is shown as a specialist's (all of it is kept aside).
+    review_public_key: str = ""
     retention_days: int = 30  # local image kept this long after a confirmed upload
     min_free_mb: int = 200  # refuse new cases below this much free space in data_dir
     sync_interval_s: float = 30.0  # between passes while online (each writes the heartbeat)

@@ -1,11 +1,24 @@
-"""Installing signed model releases on the kiosk, with rollback.
+"""Installing signed model releases on the kiosk, with rollback, and which model runs.
 
-Layout in `data_dir/models/`: one folder per installed version holding the metadata JSON and
-the int8 model, and `current.json` naming the active and the previous version. A release is
+Layout in `data_dir/models/`: one folder per installed version holding the metadata JSON, the
+int8 model and the verified manifest (`release.json`, for its publication time), and
+`current.json` naming the active and the previous version and any rollback pin. A release is
 downloaded to a temporary folder, checked (signature, sha256 of both files, sizes, the metadata
 agreeing with the manifest, and the model really opening in the interpreter), renamed into
 place, and only then does `current.json` switch, atomically. A power cut at any point leaves
 either the old or the new model active, never half of one.
+
+Every release published since the running one is considered, newest first, and the newest
+that verifies is installed: a bad or fake release (anyone with a Firestore credential can
+write one dated 2099) is reported and skipped, never blocks a good one. The signature check
+comes first, so a fake costs no download. `kiosk model rollback` pins: the rolled-back release,
+and anything not published after it, is not installed again until a newer one verifies or
+`kiosk model unpin`. What was rejected is kept in `rejected.json` for `kiosk status`.
+
+`open_active_classifier` is the one way every command (run, scan, classify, case add) picks
+its model: a --model argument, else the configured `model`, else the installed release, else
+the shipped model. An installed release that does not load falls back to the shipped model
+with the reason reported; an explicitly chosen model that does not load is an error.
 """
 
 from __future__ import annotations
@@ -16,24 +29,29 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk.cases.cloud_schema import MODEL_RELEASES
 from kiosk.cases.releases import ReleaseError, ReleaseManifest, verify_manifest
-from kiosk.errors import ModelError
+from kiosk.errors import ModelError, RuntimeUnavailableError
 from kiosk.files import atomic_write_json, fsync_directory, sha256_file
 from kiosk.model.classifier import default_metadata_path, load_metadata
 
 if TYPE_CHECKING:
     from kiosk.cases.firebase import FirebaseClients
     from kiosk.config import KioskConfig
+    from kiosk.model.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
 CURRENT_FILE = "current.json"
 METADATA_NAME = "skinscan.json"
+RELEASE_FILE = "release.json"  # the verified manifest, beside the installed files
+REJECTED_FILE = "rejected.json"
+MAX_REPORTED = 5  # rejected releases named in one report line
 
 
 @dataclass(frozen=True)
@@ -43,9 +61,83 @@ class InstalledModel:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """Set by a rollback: `version` and whatever was published at or before it stay out."""
+
+    version: str
+    published_at: str  # "" when the rolled-back release's publication time is unknown
+
+
+@dataclass(frozen=True)
+class RejectedRelease:
+    version: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.version}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class UpdateResult:
     installed: str | None = None  # the version now active, when it changed
-    rejected: str | None = None  # "version: reason"
+    rejected_releases: tuple[RejectedRelease, ...] = ()
+
+    @property
+    def rejected(self) -> str | None:
+        """'version: reason' for each release skipped this check (the first few), '; '
+        between them: one line for the log, the heartbeat and the fleet state."""
+        if not self.rejected_releases:
+            return None
+        shown = [r.line() for r in self.rejected_releases[:MAX_REPORTED]]
+        more = len(self.rejected_releases) - len(shown)
+        return "; ".join(shown) + (f"; and {more} more" if more else "")
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """The model a command runs, and why that one."""
+
+    version: str
+    metadata_path: Path
+    source: str  # "argument" | "config" | "release" | "shipped"
+    problems: tuple[str, ...] = field(default=())  # models passed over, and why
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "source": self.source,
+            "path": str(self.metadata_path),
+            "problems": list(self.problems),
+        }
+
+
+def open_active_classifier(
+    config: KioskConfig, model_argument: str | Path | None = None, num_threads: int = 2
+) -> tuple[Classifier, ActiveModel]:
+    """The classifier a command runs, and which model that is. Raises ModelError (or
+    RuntimeUnavailableError) only when nothing usable is left."""
+    from kiosk.model.classifier import Classifier
+
+    def opened(path: str | Path | None, source: str, problems: tuple[str, ...] = ()):
+        classifier = Classifier.open(path, num_threads=num_threads)
+        metadata_path = Path(classifier.metadata.path)
+        version = classifier.metadata.version
+        return classifier, ActiveModel(version, metadata_path, source, problems)
+
+    if model_argument:
+        return opened(model_argument, "argument")
+    if config.model is not None:
+        return opened(config.model, "config")
+    problems: tuple[str, ...] = ()
+    installed = current_release(config.models_dir)
+    if installed is not None:
+        try:
+            return opened(installed.metadata_path, "release")
+        except ModelError as e:
+            problem = f"installed release {installed.version} does not load: {e}"
+            log.error("%s; running the shipped model", problem)
+            problems = (problem,)
+    return opened(None, "shipped", problems)
 
 
 def active_metadata_path(config: KioskConfig) -> Path:
@@ -72,16 +164,62 @@ def current_release(models_dir: Path) -> InstalledModel | None:
 
 
 def rollback(models_dir: Path) -> InstalledModel:
-    """Switch back to the previously active release (the shipped model if there was none)."""
+    """Switch back to the previously active release (the shipped model if there was none) and
+    pin it: the release rolled back from is not installed again (see module docstring)."""
     pointer = _read_pointer(models_dir)
     current = pointer.get("current")
     if not current:
         raise ModelError("no installed release to roll back from")
     previous = pointer.get("previous")
-    atomic_write_json(models_dir / CURRENT_FILE, {"current": previous, "previous": current})
+    pin = current_pin(models_dir)
+    if pin is not None and previous == pin.version:
+        previous = None  # going back past a rollback: not forward again to the pinned one
+    new_pin = Pin(version=current, published_at=release_published_at(models_dir, current) or "")
+    atomic_write_json(
+        models_dir / CURRENT_FILE,
+        {"current": previous, "previous": current, "pin": new_pin.__dict__},
+    )
     if previous:
         return InstalledModel(previous, models_dir / previous / METADATA_NAME)
     return InstalledModel("shipped", default_metadata_path())
+
+
+def unpin(models_dir: Path) -> Pin | None:
+    """Lift a rollback pin (the next sync installs the newest release that verifies)."""
+    pointer = _read_pointer(models_dir)
+    pin = current_pin(models_dir)
+    if pin is not None:
+        pointer.pop("pin", None)
+        atomic_write_json(models_dir / CURRENT_FILE, pointer)
+    return pin
+
+
+def current_pin(models_dir: Path) -> Pin | None:
+    raw = _read_pointer(models_dir).get("pin")
+    if not isinstance(raw, dict) or not isinstance(raw.get("version"), str):
+        return None
+    published = raw.get("published_at")
+    return Pin(version=raw["version"], published_at=published if isinstance(published, str) else "")
+
+
+def release_published_at(models_dir: Path, version: str) -> str | None:
+    """When an installed release was published, from its verified manifest (None: unknown,
+    e.g. installed before manifests were kept)."""
+    try:
+        data = json.loads((models_dir / version / RELEASE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("published_at") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def rejected_releases(models_dir: Path) -> list[RejectedRelease]:
+    """What the last update check rejected (for `kiosk status`)."""
+    try:
+        data = json.loads((models_dir / REJECTED_FILE).read_text(encoding="utf-8"))
+        return [RejectedRelease(str(r["version"]), str(r["reason"])) for r in data["rejected"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def _read_pointer(models_dir: Path) -> dict[str, Any]:
@@ -96,7 +234,8 @@ def _read_pointer(models_dir: Path) -> dict[str, Any]:
 
 
 class ModelUpdater:
-    """Checks Firestore for the newest release and installs it when it verifies.
+    """Checks Firestore for releases newer than the running one and installs the newest that
+    verifies.
 
     `on_installed(metadata_path)` is called after a switch so the running app can load the new
     classifier without a restart."""
@@ -110,38 +249,77 @@ class ModelUpdater:
         self.models_dir = config.models_dir
         self.on_installed = on_installed
         self._rejected: dict[str, str] = {}  # version+signature -> reason, not retried
+        self._running: tuple[Path, str] | None = None  # (metadata path, version) last opened
 
     def running_version(self) -> str:
-        try:
-            return load_metadata(active_metadata_path(self.config)).version
-        except ModelError:
-            return "unknown"
+        """The version that actually runs: the installed release only if it loads. Opened
+        once per path (a heartbeat every pass must not rebuild an interpreter)."""
+        path = active_metadata_path(self.config)
+        if self._running is None or self._running[0] != path:
+            try:
+                _, active = open_active_classifier(self.config, num_threads=1)
+                version = active.version
+            except (ModelError, RuntimeUnavailableError):
+                version = "unknown"
+            self._running = (path, version)
+        return self._running[1]
 
     def check(self, clients: FirebaseClients) -> UpdateResult:
-        docs = (
-            clients.db.collection(MODEL_RELEASES)
-            .order_by("published_at", direction="DESCENDING")
-            .limit(1)
-            .get()
+        running = self.running_version()
+        installed = current_release(self.models_dir)
+        running_published = (
+            release_published_at(self.models_dir, running)
+            if installed is not None and installed.version == running
+            else None
         )
-        if not docs:
-            return UpdateResult()
-        doc = docs[0].to_dict() or {}
-        version = str(doc.get("version", docs[0].id))
-        if version == self.running_version():
-            return UpdateResult()
-        key = f"{version}:{doc.get('signature', '')}"
-        if key in self._rejected:  # not downloaded again, but still reported
-            return UpdateResult(rejected=f"{version}: {self._rejected[key]}")
-        try:
-            manifest = ReleaseManifest.from_document(doc)
-            self.install(manifest, clients)
-        except (ReleaseError, ModelError, OSError) as e:
-            reason = str(e)
-            self._rejected[key] = reason
-            log.error("model release %s rejected: %s", version, reason)
-            return UpdateResult(rejected=f"{version}: {reason}")
-        return UpdateResult(installed=manifest.version)
+        pin = current_pin(self.models_dir)
+        query = clients.db.collection(MODEL_RELEASES)
+        if running_published:
+            from google.cloud.firestore_v1.base_query import FieldFilter
+
+            # ">=": two releases published in the same second are both still candidates.
+            query = query.where(filter=FieldFilter("published_at", ">=", running_published))
+        rejected: list[RejectedRelease] = []
+        result = UpdateResult()
+        for snapshot in query.order_by("published_at", direction="DESCENDING").stream():
+            doc = snapshot.to_dict() or {}
+            version = str(doc.get("version", snapshot.id))
+            if version == running:
+                break  # what runs is the newest that verifies
+            if pin is not None and not _after_pin(doc.get("published_at"), version, pin):
+                continue
+            key = f"{version}:{doc.get('signature', '')}"
+            if key in self._rejected:  # not downloaded again, but still reported
+                rejected.append(RejectedRelease(version, self._rejected[key]))
+                continue
+            try:
+                manifest = ReleaseManifest.from_document(doc)
+                self.install(manifest, clients)
+            except (ReleaseError, ModelError, OSError) as e:
+                reason = str(e)
+                self._rejected[key] = reason
+                log.error("model release %s rejected: %s", version, reason)
+                rejected.append(RejectedRelease(version, reason))
+                continue
+            result = UpdateResult(installed=manifest.version)
+            break
+        result = UpdateResult(installed=result.installed, rejected_releases=tuple(rejected))
+        self._record_rejected(result.rejected_releases)
+        return result
+
+    def _record_rejected(self, rejected: tuple[RejectedRelease, ...]) -> None:
+        """For `kiosk status`, which runs in another process."""
+        path = self.models_dir / REJECTED_FILE
+        if not rejected and not path.exists():
+            return
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            path,
+            {
+                "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "rejected": [{"version": r.version, "reason": r.reason} for r in rejected],
+            },
+        )
 
     def install(self, manifest: ReleaseManifest, clients: FirebaseClients) -> Path:
         verify_manifest(manifest, self.config.model_public_key)
@@ -168,6 +346,8 @@ class ModelUpdater:
                 raise ReleaseError("the downloaded model has the wrong size")
             _check_sha256(model_file, manifest.model_sha256, "model")
             _check_opens(metadata_file)
+            # The verified manifest, for its publication time (the next check's floor).
+            atomic_write_json(staging / RELEASE_FILE, manifest.to_document())
             for path in staging.iterdir():
                 with path.open("rb") as f:
                     os.fsync(f.fileno())
@@ -180,6 +360,7 @@ class ModelUpdater:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         previous = current_release(self.models_dir)
+        # No pin: only a release published after the pinned one gets this far.
         atomic_write_json(
             self.models_dir / CURRENT_FILE,
             {"current": manifest.version, "previous": previous.version if previous else None},
@@ -205,6 +386,15 @@ class ModelUpdater:
         for path in self.models_dir.iterdir():
             if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def _after_pin(published_at: Any, version: str, pin: Pin) -> bool:
+    """A release may replace a pinned rollback only when published after the pinned one."""
+    if version == pin.version:
+        return False
+    if not pin.published_at:
+        return True  # unknown publication time: only the pinned version itself stays out
+    return isinstance(published_at, str) and published_at > pin.published_at
 
 
 def _check_sha256(path: Path, expected: str, what: str) -> None:

@@ -41,6 +41,7 @@ from kiosk.cases.firebase import (
     probe,
 )
 from kiosk.cases.model_updates import ModelUpdater
+from kiosk.cases.specialist_check import message_verifies, review_verifies
 from kiosk.cases.store import Case, CaseStore, CaseStoreError, Message, utc_now
 from kiosk.cases.sync_status import SyncProblem, SyncStatus
 
@@ -148,7 +149,9 @@ class SyncService:
         self._thread: threading.Thread | None = None
         self._attempt = 0
         self._status = replace(
-            SyncStatus.offline(pending=store.queue_depth()), last_sync=self._stored_last_sync()
+            SyncStatus.offline(pending=store.queue_depth()),
+            last_sync=self._stored_last_sync(),
+            unverified_items=store.unverified_count(),
         )
 
     # ---- status -------------------------------------------------------------------------
@@ -221,6 +224,7 @@ class SyncService:
                 last_error=last_error,
                 problem=problem,
                 next_attempt_in_s=None,
+                model_rejected=update.rejected,
             )
             return report
         except CredentialsError as e:
@@ -240,7 +244,11 @@ class SyncService:
             )
             raise OfflineError(f"sync failed: {type(e).__name__}: {e}") from e
         finally:
-            self._with(syncing=False, pending=self.store.queue_depth())
+            self._with(
+                syncing=False,
+                pending=self.store.queue_depth(),
+                unverified_items=self.store.unverified_count(),
+            )
 
     def _upload_cases(
         self, clients: FirebaseClients, cases: list[Case], report: PassReport
@@ -402,28 +410,50 @@ class SyncService:
 
     def _apply_case(self, snapshot: Any) -> int:
         doc = snapshot.to_dict() or {}
-        return int(
-            self.store.apply_remote(
-                snapshot.id, doc.get("status"), doc.get("cloud"), doc.get("review")
-            )
+        review = doc.get("review")
+        if review is not None and not isinstance(review, dict):
+            review = {}  # not a review at all: kept aside like any other that fails to verify
+        verified = review is not None and review_verifies(
+            review, snapshot.id, self.store.kiosk_id, self.config.review_public_key
         )
+        changed = self.store.apply_remote(
+            snapshot.id, doc.get("status"), doc.get("cloud"), review, review_verified=verified
+        )
+        if changed and review is not None and not verified:
+            # Ids only: the label and text may be a forger's, and are health data either way.
+            log.warning("case %s: review does not verify; kept aside, not shown", snapshot.id)
+        self._with(unverified_items=self.store.unverified_count())
+        return int(changed)
 
     def _apply_message(self, snapshot: Any) -> int:
         doc = snapshot.to_dict() or {}
-        try:
-            return int(
-                self.store.add_remote_message(
-                    message_id=snapshot.id,
-                    case_id=str(doc["case_id"]),
-                    author=str(doc.get("author", "")),
-                    author_name=str(doc.get("author_name", "")),
-                    body=str(doc.get("body", "")),
-                    created_at=doc.get("created_at"),
-                )
-            )
-        except KeyError:
+        # The thread the document sits in, not a field its writer chose.
+        parent = getattr(getattr(snapshot.reference, "parent", None), "parent", None)
+        case_id = parent.id if parent is not None else doc.get("case_id")
+        if not isinstance(case_id, str) or not case_id:
             log.warning("message %s has no case id; ignored", snapshot.id)
             return 0
+        author = str(doc.get("author", ""))
+        # Only a dermatologist's signed message can verify; one that claims to come from this
+        # kiosk but is not one of its own (those are recognised by id) is kept aside too.
+        verified = author == schema.AUTHOR_DERMATOLOGIST and message_verifies(
+            doc, snapshot.id, case_id, self.store.kiosk_id, self.config.review_public_key
+        )
+        added = self.store.add_remote_message(
+            message_id=snapshot.id,
+            case_id=case_id,
+            author=author,
+            author_name=str(doc.get("author_name", "")),
+            body=str(doc.get("body", "")),
+            created_at=doc.get("created_at"),
+            verified=verified,
+        )
+        if added and not verified:
+            log.warning(
+                "case %s: message %s does not verify; kept aside, not shown", case_id, snapshot.id
+            )
+            self._with(unverified_items=self.store.unverified_count())
+        return int(added)
 
     def _start_listeners(self, clients: FirebaseClients) -> None:
         if self._listeners:

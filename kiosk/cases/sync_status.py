@@ -29,6 +29,9 @@ class SyncStatus:
     last_error: str | None = None  # one line, no patient data
     problem: SyncProblem | None = None  # last_error as a code; None when all went well
     next_attempt_in_s: float | None = None  # while offline: when the next try is due
+    # Reviews and specialist messages kept aside because their signature did not verify.
+    unverified_items: int = 0
+    model_rejected: str | None = None  # releases the last check skipped ("version: reason")
 
     @classmethod
     def offline(cls, pending: int = 0) -> SyncStatus:

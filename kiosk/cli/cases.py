@@ -1,5 +1,6 @@
-"""`kiosk case add`, `kiosk cases`, `kiosk sync`, `kiosk status`, `kiosk model`: the case store
-and sync from the command line (for health workers' scripts, support staff and tests).
+"""`kiosk case add`, `kiosk cases`, `kiosk inbox`, `kiosk sync`, `kiosk status`, `kiosk model`:
+the case store and sync from the command line (for health workers' scripts, support staff and
+tests).
 
 Exit statuses follow kiosk.cli.main: 0 success, 1 the input or the network failed (nothing lost),
 2 the configuration, model or store cannot be used.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kiosk.cli.common import EXIT_INPUT_FAILED as EXIT_FAILED
 from kiosk.cli.common import EXIT_OK, EXIT_UNUSABLE
 from kiosk.cli.common import print_error as error
-from kiosk.errors import ImageReadError, ModelError, SkinscanError
+from kiosk.errors import ImageReadError, ModelError, RuntimeUnavailableError, SkinscanError
 
 if TYPE_CHECKING:
     from kiosk.cases.store import Case, CaseStore
@@ -66,8 +67,12 @@ def case_summary(case: Case) -> dict[str, Any]:
         "urgency": case.on_device.urgency,
         "body_site": case.body_site,
         "quarantined": case.quarantine_error,
+        # Only a review whose signature verified counts (Case.review); one kept aside is
+        # flagged, never shown as the specialist's.
         "reviewed_label": case.review.label if case.review else None,
         "unread_review": bool(case.review and not case.review_read),
+        "unverified_review": case.unverified_review is not None,
+        "model_version": case.on_device.model_version,
     }
 
 
@@ -100,19 +105,20 @@ def run_case(args: argparse.Namespace) -> int:
 
 @with_store
 def _run_case_add(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
-    from kiosk.cases.model_updates import active_metadata_path
+    from kiosk.cases.model_updates import open_active_classifier
     from kiosk.cases.store import OnDeviceResult
-    from kiosk.live.imaging import load_rgb, square_resize
-    from kiosk.model.classifier import Classifier
+    from kiosk.live.imaging import load_still, square_resize
     from kiosk.model.decision import decide
 
     try:
-        classifier = Classifier.open(args.model or active_metadata_path(config), num_threads=2)
+        # The model the scanner runs (the installed release), unless --model says otherwise;
+        # the case records its version.
+        classifier, _ = open_active_classifier(config, args.model, num_threads=2)
     except SkinscanError as e:  # a bad model, or no runtime
         error(str(e))
         return EXIT_UNUSABLE
     try:
-        rgb = load_rgb(args.image)
+        rgb = load_still(args.image)
         prediction = classifier.predict(square_resize(rgb, classifier.input_side))
         decision = decide(prediction.probabilities, classifier.thresholds)
         case = store.save_case(
@@ -212,6 +218,53 @@ def _run_list(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- inbox
+
+
+def inbox_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object per item per line")
+    parser.add_argument("--limit", type=int, default=200, metavar="N")
+    _common(parser)
+
+
+def inbox_row(item: Any) -> dict[str, Any]:
+    """One inbox item as the CLI shows it. `verified` false: kept aside, NOT from the
+    specialist (never on the touchscreen, never unread or urgent)."""
+    return {
+        "case_id": item.case_id,
+        "kind": item.kind,
+        "at": item.at.isoformat(timespec="seconds"),
+        "verified": item.verified,
+        "unread": item.verified and not item.read,
+        "urgent": item.urgent,
+        "label": item.label or None,
+        "author_name": item.author_name,
+        "body": item.body,
+    }
+
+
+@with_store
+def run_inbox(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
+    items = store.inbox(limit=args.limit, include_unverified=True)
+    items.sort(key=lambda item: item.at, reverse=True)  # newest first, whatever is unread
+    for item in items:
+        row = inbox_row(item)
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+            continue
+        mark = "*" if row["unread"] else " "
+        what = row["kind"] + (f" {row['label']}" if row["label"] else "")
+        who = row["author_name"] if row["verified"] else "UNVERIFIED, not from the specialist"
+        urgent = " URGENT" if row["urgent"] else ""
+        print(
+            f"{mark} {row['at'][:16]}  {row['case_id']}  {what}{urgent}  ({who}): {row['body']}",
+            flush=True,
+        )
+    if not args.json and not items:
+        print("no reviews or messages")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -305,21 +358,41 @@ def status_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
+def model_status(config: KioskConfig) -> dict[str, Any]:
+    """Which model actually runs (opened, not just its metadata read: a corrupt or wrong-type
+    model fails here as it would in the kiosk), what was passed over, the rollback pin and
+    the releases the last check rejected."""
+    from kiosk.cases.model_updates import current_pin, open_active_classifier, rejected_releases
+
+    running, error, problems = None, None, []
+    try:
+        _, active = open_active_classifier(config, num_threads=1)
+        running, problems = active.as_dict(), list(active.problems)
+    except (ModelError, RuntimeUnavailableError) as e:
+        error = f"the configured model cannot load: {e}"
+    pin = current_pin(config.models_dir)
+    return {
+        "running": running,
+        "error": error,
+        "problems": problems,
+        "pinned": pin.__dict__ if pin is not None else None,
+        "rejected": [r.__dict__ for r in rejected_releases(config.models_dir)],
+    }
+
+
 def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
     from kiosk.cases.firebase import OfflineError, probe
-    from kiosk.cases.model_updates import active_metadata_path
     from kiosk.cases.sync import LAST_SYNC_KEY
-    from kiosk.model.classifier import load_metadata
 
     try:
         probe(config)
         online, reason = True, None
     except OfflineError as e:
         online, reason = False, str(e)
-    try:
-        model_version = load_metadata(active_metadata_path(config)).version
-    except ModelError as e:
-        model_version = f"unusable: {e}"
+    model = model_status(config)
+    model_version = (
+        model["running"]["version"] if model["running"] else f"unusable: {model['error']}"
+    )
     return {
         "kiosk_id": config.kiosk_id,
         "online": online,
@@ -328,7 +401,9 @@ def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
         "cases": store.counts(),
         "last_sync": store.get_value(LAST_SYNC_KEY),
         "model_version": model_version,
+        "model": model,
         "inbox_unread": store.unread_count(),
+        "unverified_items": store.unverified_count(),
     }
 
 
@@ -345,8 +420,23 @@ def run_status(args: argparse.Namespace, config: KioskConfig, store: CaseStore) 
     counts = ", ".join(f"{k} {v}" for k, v in status["cases"].items())
     print(f"cases          {counts}")
     print(f"last sync      {status['last_sync'] or 'never'}")
-    print(f"model          {status['model_version']}")
+    model = status["model"]
+    if model["running"]:
+        print(f"model          {model['running']['version']} ({model['running']['source']})")
+    else:
+        print(f"model          none: {model['error']}")
+    for problem in model["problems"]:
+        print(f"model problem  {problem}")
+    if model["pinned"]:
+        print(f"model pinned   rolled back from {model['pinned']['version']} (kiosk model unpin)")
+    for rejected in model["rejected"]:
+        print(f"rejected       release {rejected['version']}: {rejected['reason']}")
     print(f"inbox          {status['inbox_unread']} unread")
+    if status["unverified_items"]:
+        print(
+            f"unverified     {status['unverified_items']} review(s)/message(s) kept aside: "
+            "not signed by the review console, not shown"
+        )
     return EXIT_OK
 
 
@@ -356,22 +446,37 @@ def run_status(args: argparse.Namespace, config: KioskConfig, store: CaseStore) 
 def model_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
     _common(sub.add_parser("current", help="which model the kiosk runs"))
-    _common(sub.add_parser("rollback", help="go back to the previously installed model"))
+    _common(
+        sub.add_parser(
+            "rollback",
+            help="go back to the previously installed model and stay there until a newer "
+            "release verifies (or unpin)",
+        )
+    )
+    _common(sub.add_parser("unpin", help="let sync install the newest release again"))
 
 
 def run_model(args: argparse.Namespace) -> int:
-    from kiosk.cases.model_updates import active_metadata_path, rollback
+    from kiosk.cases.model_updates import open_active_classifier, rollback, unpin
     from kiosk.config import load_config
-    from kiosk.model.classifier import load_metadata
 
     try:
         config = load_config(args.config)
         if args.model_command == "rollback":
             installed = rollback(config.models_dir)
-            print(f"now running {installed.version} ({installed.metadata_path})")
+            print(
+                f"now running {installed.version} ({installed.metadata_path}); pinned until a "
+                "newer release verifies or `kiosk model unpin`"
+            )
             return EXIT_OK
-        path = active_metadata_path(config)
-        print(f"{load_metadata(path).version} ({path})")
+        if args.model_command == "unpin":
+            pin = unpin(config.models_dir)
+            print(f"unpinned (was rolled back from {pin.version})" if pin else "not pinned")
+            return EXIT_OK
+        _, active = open_active_classifier(config, num_threads=1)
+        print(f"{active.version} ({active.source}: {active.metadata_path})")
+        for problem in active.problems:
+            print(f"passed over: {problem}")
     except SkinscanError as e:
         error(str(e))
         return EXIT_UNUSABLE

@@ -10,6 +10,7 @@ from kiosk.cli.common import (
     EXIT_INPUT_FAILED,
     EXIT_OK,
     EXIT_UNUSABLE,
+    add_config_argument,
     add_model_argument,
     add_threads_argument,
     print_error,
@@ -25,6 +26,7 @@ def classify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per image per line")
     add_model_argument(parser)
     add_threads_argument(parser)
+    add_config_argument(parser)  # which release is installed (the model the scanner runs)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
 
 
@@ -44,15 +46,19 @@ def classify_one(classifier: Classifier, path: str) -> dict[str, Any]:
         "abstained": decision.abstained,
         "urgency": str(decision.urgency),
         "latency_ms": round(prediction.invoke_ms, 4),
+        "model_version": classifier.metadata.version,
     }
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from kiosk.model.classifier import Classifier
+    from kiosk.cases.model_updates import open_active_classifier
+    from kiosk.config import ConfigError, load_config
 
     try:
-        classifier = Classifier.open(args.model, num_threads=args.threads)
-    except (ModelError, RuntimeUnavailableError) as e:
+        # The same model as the scanner and `case add`: --model, else the installed release.
+        config = load_config(args.config)
+        classifier, _ = open_active_classifier(config, args.model, num_threads=args.threads)
+    except (ConfigError, ModelError, RuntimeUnavailableError) as e:
         print_error(str(e))
         return EXIT_UNUSABLE
     failed = False

@@ -30,13 +30,17 @@ from kiosk.errors import CameraError, ModelError, RuntimeUnavailableError
 HEADLESS_POLL_S = 0.02
 
 
-def build_pipeline(args: argparse.Namespace):
+def build_pipeline(args: argparse.Namespace, config: Any = None):
+    from kiosk.cases.model_updates import open_active_classifier
+    from kiosk.config import KioskConfig
     from kiosk.live.camera import resilient_source
     from kiosk.live.pipeline import LivePipeline
     from kiosk.live.triage import Triage
-    from kiosk.model.classifier import Classifier
 
-    classifier = Classifier.open(getattr(args, "model", None), num_threads=args.threads)
+    # The installed release (what `kiosk run` scans with), unless --model says otherwise.
+    classifier, _ = open_active_classifier(
+        config or KioskConfig(), getattr(args, "model", None), num_threads=args.threads
+    )
     source = resilient_source(args.source, fps=args.fps or None)
     lens = getattr(args, "lens", None) or default_lens(args.source)
     return LivePipeline(source, classifier, Triage(classifier.thresholds), lens=lens)
@@ -127,13 +131,14 @@ def run_scan(args: argparse.Namespace) -> int:
         return run_ui(args)
     try:
         config = load_config(args.config)
-        pipeline = build_pipeline(args)
+        pipeline = build_pipeline(args, config)
     except (ConfigError, ModelError, RuntimeUnavailableError, CameraError) as e:
         print(f"kiosk: error: {e}", file=sys.stderr)
         return 2
     # systemd (READY / WATCHDOG while frames flow) and MQTT, each a no-op when not configured.
     with FleetLink(config, pipeline) as fleet:
         summary = run_headless(pipeline, args.frames, observers=fleet.observers)
+    summary["summary"]["model_version"] = pipeline.classifier.metadata.version  # which ran
     print(json.dumps(summary), flush=True)
     return 0
 

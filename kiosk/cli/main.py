@@ -101,6 +101,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         add_arguments=_lazy("kiosk.cli.cases", "cases_arguments"),
         run=_lazy("kiosk.cli.cases", "run_cases"),
     ),
+    "inbox": Subcommand(
+        help="the kiosk's reviews and messages, newest first (unread and unverified marked)",
+        add_arguments=_lazy("kiosk.cli.cases", "inbox_arguments"),
+        run=_lazy("kiosk.cli.cases", "run_inbox"),
+    ),
     "sync": Subcommand(
         help="upload queued cases and fetch results, reviews, messages and model updates",
         add_arguments=_lazy("kiosk.cli.cases", "sync_arguments"),
@@ -112,7 +117,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         run=_lazy("kiosk.cli.cases", "run_status"),
     ),
     "model": Subcommand(
-        help="show the running model, or roll back to the previous release",
+        help="show the running model, roll back to the previous release (pinned), or unpin",
         add_arguments=_lazy("kiosk.cli.cases", "model_arguments"),
         run=_lazy("kiosk.cli.cases", "run_model"),
     ),

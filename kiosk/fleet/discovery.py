@@ -22,6 +22,13 @@ SENSORS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "fps": ("sensor", "Camera frames per second", {"state_class": "measurement"}),
     "camera": ("sensor", "Camera", {}),
     "model_version": ("sensor", "Model version", {"entity_category": "diagnostic"}),
+    # Above zero: someone wrote reviews or messages without the console's key (or the kiosk
+    # lacks review_public_key); nothing of it is shown as the specialist's.
+    "unverified_items": (
+        "sensor",
+        "Unverified specialist items",
+        {"state_class": "measurement", "entity_category": "diagnostic"},
+    ),
     "uptime_s": (
         "sensor",
         "Uptime",

@@ -126,4 +126,6 @@ def with_sync_status(state: TelemetryState, sync: SyncService) -> TelemetryState
         last_sync=status.last_sync,
         online=status.online,
         errors=errors,
+        unverified_items=status.unverified_items,
+        model_rejected=status.model_rejected,
     )

@@ -73,6 +73,9 @@ class TelemetryState:
     fps: float | None = None  # frames through the live loop per second
     camera: str | None = None  # starting | live | reconnecting | stalled | stopped
     errors: tuple[str, ...] = ()  # one line each, no patient data
+    # Reviews / specialist messages kept aside because their signature did not verify.
+    unverified_items: int | None = None
+    model_rejected: str | None = None  # releases the last check skipped ("version: reason")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

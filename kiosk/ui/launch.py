@@ -82,7 +82,7 @@ class SwitchablePipeline:
 def run_ui(args: argparse.Namespace) -> int:
     import pygame
 
-    from kiosk.cases.model_updates import active_metadata_path
+    from kiosk.cases.model_updates import active_metadata_path, open_active_classifier
     from kiosk.cases.store import CaseStore
     from kiosk.cli.common import default_lens
     from kiosk.config import ConfigError, load_config, resolve_kiosk_id
@@ -95,8 +95,10 @@ def run_ui(args: argparse.Namespace) -> int:
     try:
         config = resolve_kiosk_id(load_config(getattr(args, "config", None)))
         store = CaseStore.open(config)
-        model = getattr(args, "model", None) or active_metadata_path(config)
-        classifier = Classifier.open(model, num_threads=args.threads)
+        classifier, active = open_active_classifier(
+            config, getattr(args, "model", None), num_threads=args.threads
+        )
+        log.info("model %s running (%s)", active.version, active.source)
     except (ConfigError, ModelError, RuntimeUnavailableError) as e:
         print(f"kiosk: error: {e}", file=sys.stderr)
         return 2

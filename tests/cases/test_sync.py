@@ -165,7 +165,13 @@ def test_review_and_messages_reach_the_kiosk_inbox(
 ) -> None:
     from google.cloud.firestore import SERVER_TIMESTAMP
 
+    from kiosk.cases.releases import public_key_b64
+    from tests.cases.signing import CONSOLE_KEY, signed_message, signed_review
+
     case_id = save_cases(store, 1)[0]
+    kiosk_config = KioskConfig(
+        **{**kiosk_config.__dict__, "review_public_key": public_key_b64(CONSOLE_KEY)}
+    )
     service = SyncService(kiosk_config, store)
     service.sync_once()
     question = store.add_message(case_id, "Lesion grew in two weeks, is it urgent?")
@@ -176,29 +182,18 @@ def test_review_and_messages_reach_the_kiosk_inbox(
     sent = thread.document(question.message_id).get().to_dict()
     assert sent["body"] == question.body
     assert sent["author"] == schema.AUTHOR_HEALTH_WORKER
+    assert sent["kiosk_id"] == store.kiosk_id, "the health worker's note says which kiosk"
 
-    # A dermatologist reviews and answers (what the console writes).
+    # A dermatologist reviews and answers (what the console writes, signed).
     cloud.db.collection(schema.CASES).document(case_id).update(
         {
             "status": schema.STATUS_REVIEWED,
-            "review": {
-                "label": "melanoma",
-                "recommendation": "Refer to the district hospital this week.",
-                "reviewer": "Dr. A",
-                "reviewed_at": SERVER_TIMESTAMP,
-            },
+            "review": signed_review(case_id, store.kiosk_id),
             "updated_at": SERVER_TIMESTAMP,
         }
     )
     thread.document("reply-1").create(
-        {
-            "case_id": case_id,
-            "kiosk_id": store.kiosk_id,
-            "author": schema.AUTHOR_DERMATOLOGIST,
-            "author_name": "Dr. A",
-            "body": "Yes: please refer this week.",
-            "created_at": SERVER_TIMESTAMP,
-        }
+        signed_message(case_id, store.kiosk_id, "reply-1", "Yes: please refer this week.")
     )
     service.sync_once()
     case = store.get(case_id)

@@ -20,7 +20,16 @@ from tests.conftest import TinyModel, sha256_of
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "data" / "samples"
-RESULT_KEYS = {"file", "label", "confidence", "probabilities", "abstained", "urgency", "latency_ms"}
+RESULT_KEYS = {
+    "file",
+    "label",
+    "confidence",
+    "probabilities",
+    "abstained",
+    "urgency",
+    "latency_ms",
+    "model_version",  # the model that actually ran (the installed release unless --model)
+}
 URGENCIES = {u.value for u in Urgency}
 
 

@@ -313,6 +313,7 @@ def test_second_component_has_its_own_topics(tmp_path):
 ALLOWED_STATE_KEYS = {
     "app_version", "model_version", "queue_depth", "last_sync", "online", "fps", "camera",
     "errors", "uptime_s", "component",
+    "unverified_items", "model_rejected",  # a count; release versions and reasons
 }  # fmt: skip
 
 

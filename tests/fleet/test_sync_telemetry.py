@@ -1,5 +1,6 @@
-"""A real `kiosk sync` process with MQTT configured: its state carries the queue and the
-connection, `sync_now` starts a pass at once, and nothing in the payloads names a patient."""
+"""A real `kiosk sync` process with MQTT configured: its state carries the queue, the
+connection and the count of reviews kept aside as unverified, `sync_now` starts a pass at once,
+and nothing in the payloads names a patient."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 
 import numpy as np
 
+from kiosk.cases import cloud_schema as schema
+from kiosk.cases.firebase import FirebaseClients
 from kiosk.cases.store import CaseStore
 from kiosk.config import KioskConfig
 from tests.fleet.test_mqtt import assert_no_patient_data
@@ -18,8 +21,10 @@ from tests.sync_faults import REPO, add_cases, sync_environment
 
 
 def test_sync_process_publishes_its_state_and_obeys_sync_now(
-    kiosk_config: KioskConfig, mqtt_broker: Broker
+    kiosk_config: KioskConfig, mqtt_broker: Broker, cloud: FirebaseClients
 ) -> None:
+    from google.cloud.firestore import SERVER_TIMESTAMP
+
     store = CaseStore.open(kiosk_config)
     env = sync_environment(kiosk_config)
     # Passes every 10 minutes: only sync_now can make the second one happen in time.
@@ -45,7 +50,8 @@ def test_sync_process_publishes_its_state_and_obeys_sync_now(
             timeout=60,
         ).json()
         assert first["queue_depth"] == 0
-        add_cases(store, np.random.default_rng(3), 2)
+        assert first["unverified_items"] == 0
+        case_ids = add_cases(store, np.random.default_rng(3), 2)
         seen = len(recorder.messages)
         publish(mqtt_broker, f"{base}/cmd/sync_now", json.dumps({"id": "now-1"}))
         answer = recorder.wait_for(
@@ -63,6 +69,24 @@ def test_sync_process_publishes_its_state_and_obeys_sync_now(
         ).json()
         assert after_sync["online"] is True
         assert store.counts()["uploaded"] == 2
+
+        # An unsigned "review" (what any Firestore credential can write) is counted, not shown.
+        cloud.db.collection(schema.CASES).document(case_ids[0]).update(
+            {
+                "status": schema.STATUS_REVIEWED,
+                "review": {"label": "other", "recommendation": "Benign.", "reviewer": "X"},
+                "updated_at": SERVER_TIMESTAMP,
+            }
+        )
+        seen = len(recorder.messages)
+        publish(mqtt_broker, f"{base}/cmd/sync_now", json.dumps({"id": "now-2"}))
+        flagged = recorder.wait_for(
+            lambda m: m.topic == f"{base}/state" and m.json().get("unverified_items") == 1,
+            timeout=60,
+            after=seen,
+        ).json()
+        assert flagged["online"] is True
+        assert store.get(case_ids[0]).review is None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
