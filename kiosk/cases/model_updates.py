@@ -285,7 +285,9 @@ class ModelUpdater:
             doc = snapshot.to_dict() or {}
             version = str(doc.get("version", snapshot.id))
             if version == running:
-                break  # what runs is the newest that verifies
+                if running_published:
+                    continue  # the floor bounds the query; one published in the same second
+                break  # the shipped model: nothing older than it is installed
             if pin is not None and not _after_pin(doc.get("published_at"), version, pin):
                 continue
             key = f"{version}:{doc.get('signature', '')}"

@@ -130,3 +130,90 @@ def test_manifest_fields_cannot_be_changed_without_the_key(signing: tuple[Path, 
         verify_manifest(signed, "")
     with pytest.raises(ReleaseError, match="32-byte"):
         verify_manifest(signed, "bm90IGEga2V5")
+
+
+def fake_release(cloud: FirebaseClients, version: str, published_at: str, **fields) -> None:
+    """What any Firestore credential can write: a release document that looks right but is
+    not signed with the release key."""
+    doc = {
+        "version": version,
+        "model_path": f"models/{version}/skinscan_int8.tflite",
+        "model_sha256": "a" * 64,
+        "model_bytes": 1000,
+        "metadata_path": f"models/{version}/skinscan.json",
+        "metadata_sha256": "b" * 64,
+        "published_at": published_at,
+        "metrics": {"balanced_accuracy": 0.99},
+        "signature": "bm90IGEgc2lnbmF0dXJl",
+        **fields,
+    }
+    cloud.db.collection(schema.MODEL_RELEASES).document(version).set(doc)
+
+
+def test_a_fake_future_release_does_not_block_a_valid_one(
+    kiosk, cloud: FirebaseClients, signing: tuple[Path, str]
+) -> None:
+    from kiosk.cli.cases import model_status
+
+    config, service, installed = kiosk
+    publish_release(cloud.db, cloud.bucket, SHIPPED, signing[0], version="2026.12.05")
+    fake_release(cloud, "2099.12.31", "2099-12-31T00:00:00+00:00")
+    cloud.db.collection(schema.MODEL_RELEASES).document("2099.12.30").set(
+        {"version": "2099.12.30", "published_at": "2099-12-30T00:00:00+00:00"}  # no fields
+    )
+    report = service.sync_once()
+    assert report.model_installed == "2026.12.05"
+    assert works(active_metadata_path(config)) == "2026.12.05"
+    assert "2099.12.31: " in report.model_rejected and "does not verify" in report.model_rejected
+    assert "2099.12.30: " in report.model_rejected
+    heartbeat = cloud.db.collection(schema.KIOSKS).document(config.kiosk_id).get().to_dict()
+    assert heartbeat["model_version"] == "2026.12.05"
+    assert heartbeat["model_rejected"].startswith("2099.12.31")
+    assert service.status().model_rejected == report.model_rejected
+    status = model_status(config)  # what `kiosk status` shows, from another process
+    assert status["running"]["version"] == "2026.12.05"
+    assert status["running"]["source"] == "release"
+    assert [r["version"] for r in status["rejected"]] == ["2099.12.31", "2099.12.30"]
+    # The next pass installs nothing and still reports the fake (without downloading it).
+    again = service.sync_once()
+    assert again.model_installed is None
+    assert again.model_rejected and again.model_rejected.startswith("2099.12.31")
+    assert not (config.models_dir / "2099.12.31").exists()
+    assert [p.parent.name for p in installed] == ["2026.12.05"], "the app reloaded once"
+
+
+def test_rollback_stays_pinned_across_syncs_until_a_newer_release_verifies(
+    kiosk, cloud: FirebaseClients, signing: tuple[Path, str]
+) -> None:
+    import time
+
+    from kiosk.cases.model_updates import current_pin, unpin
+
+    config, service, installed = kiosk
+    publish_release(cloud.db, cloud.bucket, SHIPPED, signing[0], version="r1")
+    assert service.sync_once().model_installed == "r1"
+    time.sleep(1.1)  # publication times have one-second resolution
+    publish_release(cloud.db, cloud.bucket, SHIPPED, signing[0], version="r2")
+    assert service.sync_once().model_installed == "r2"
+
+    assert rollback(config.models_dir).version == "r1"
+    assert current_pin(config.models_dir).version == "r2"
+    for _ in range(2):
+        report = service.sync_once()
+        assert report.model_installed is None, "the rolled-back release is not reinstalled"
+        assert report.model_rejected is None
+        assert current_release(config.models_dir).version == "r1"
+    heartbeat = cloud.db.collection(schema.KIOSKS).document(config.kiosk_id).get().to_dict()
+    assert heartbeat["model_version"] == "r1"
+
+    time.sleep(1.1)
+    publish_release(cloud.db, cloud.bucket, SHIPPED, signing[0], version="r3")
+    assert service.sync_once().model_installed == "r3", "a newer release lifts the pin"
+    assert current_pin(config.models_dir) is None
+
+    assert rollback(config.models_dir).version == "r1"
+    assert service.sync_once().model_installed is None
+    assert unpin(config.models_dir).version == "r3"
+    assert service.sync_once().model_installed == "r3"
+    assert works(active_metadata_path(config)) == "r3"
+    assert [p.parent.name for p in installed] == ["r1", "r2", "r3", "r3"]

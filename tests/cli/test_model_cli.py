@@ -1,0 +1,94 @@
+"""Which model runs, as real `kiosk` processes: classify, case add, scan and status use the
+installed release and say so; status reports a model that cannot load and what runs instead;
+`kiosk model rollback` pins and `unpin` lifts it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cloud.release import generate_signing_key, publish_release
+from kiosk.cases.firebase import FirebaseClients
+from kiosk.config import KioskConfig
+from kiosk.model.classifier import default_metadata_path, load_metadata
+from tests.sync_faults import REPO, sync_environment
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+SHIPPED = default_metadata_path()
+
+
+def kiosk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kiosk", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def json_out(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_commands_run_the_installed_release_and_status_says_which(
+    kiosk_config: KioskConfig, cloud: FirebaseClients, tmp_path: Path
+) -> None:
+    public = generate_signing_key(tmp_path / "release.pem")
+    env = sync_environment(kiosk_config) | {"SKINSCAN_MODEL_PUBLIC_KEY": public}
+    shipped = load_metadata(SHIPPED).version
+    sample = str(sorted(SAMPLES.glob("*.jpg"))[0])
+    publish_release(cloud.db, cloud.bucket, SHIPPED, tmp_path / "release.pem", version="2099.05.01")
+    assert json_out(kiosk(env, "sync", "--once", "--json"))["model_installed"] == "2099.05.01"
+
+    row = json_out(kiosk(env, "classify", "--json", sample))
+    assert row["model_version"] == "2099.05.01"
+    assert {"file", "label", "confidence", "urgency"} <= row.keys()
+    assert json_out(kiosk(env, "case", "add", sample, "--json"))["model_version"] == "2099.05.01"
+    scan = json_out(kiosk(env, "scan", "--headless", "--source", "demo", "--frames", "3"))
+    assert scan["summary"]["model_version"] == "2099.05.01"
+    status = json_out(kiosk(env, "status", "--json"))
+    assert status["model_version"] == "2099.05.01"
+    assert status["model"]["running"]["source"] == "release"
+    assert status["model"]["problems"] == [] and status["model"]["rejected"] == []
+
+    # Rollback to the shipped model, pinned; status says so; unpin lifts it.
+    rolled = kiosk(env, "model", "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert "pinned" in rolled.stdout
+    text = kiosk(env, "status")
+    assert f"model          {shipped} (shipped)" in text.stdout
+    assert "rolled back from 2099.05.01" in text.stdout
+    assert json_out(kiosk(env, "sync", "--once", "--json"))["model_installed"] is None
+    assert json_out(kiosk(env, "classify", "--json", sample))["model_version"] == shipped
+    unpinned = kiosk(env, "model", "unpin")
+    assert unpinned.returncode == 0 and "2099.05.01" in unpinned.stdout
+    assert json_out(kiosk(env, "status", "--json"))["model"]["pinned"] is None
+    assert json_out(kiosk(env, "sync", "--once", "--json"))["model_installed"] == "2099.05.01"
+
+    # The installed model file damaged on disk: it cannot load, the shipped model runs, and
+    # status says both (not the installed version it would have read from the metadata).
+    model_file = next((kiosk_config.models_dir / "2099.05.01").glob("*.tflite"))
+    model_file.write_bytes(b"\0" * model_file.stat().st_size)
+    status = json_out(kiosk(env, "status", "--json"))
+    assert status["model_version"] == shipped
+    assert status["model"]["running"]["source"] == "shipped"
+    [problem] = status["model"]["problems"]
+    assert problem.startswith("installed release 2099.05.01 does not load")
+    assert "sha256" in problem
+    assert json_out(kiosk(env, "classify", "--json", sample))["model_version"] == shipped
+    assert "does not load" in kiosk(env, "status").stdout
+
+    # A model named in the config is used as it is or not at all: status says it cannot load.
+    configured = env | {"SKINSCAN_MODEL": str(model_file.with_name("skinscan.json"))}
+    status = json_out(kiosk(configured, "status", "--json"))
+    assert status["model"]["running"] is None
+    assert status["model_version"].startswith("unusable: the configured model cannot load")
+    broken = kiosk(configured, "classify", "--json", sample)
+    assert broken.returncode == 2 and broken.stderr.startswith("kiosk: error: ")
