@@ -227,13 +227,29 @@ class TcpProxy:
     both ends down, which wakes the relay threads, and the last of a pair's two threads closes
     its sockets with a reset."""
 
-    def __init__(self, upstream_port: int, port: int | None = None) -> None:
+    def __init__(
+        self, upstream_port: int, port: int | None = None, rate_bytes_per_s: float | None = None
+    ) -> None:
         self.upstream_port = upstream_port
         self.port = port or free_port()
         self._listener: socket.socket | None = None
         self._pairs: set[_RelayedConnection] = set()
         self._lock = threading.Lock()
         self._running = False
+        # A throttled link: every connection in one direction shares one budget, as uploads
+        # over one 2G/3G uplink do (None: as fast as loopback).
+        self.rate_bytes_per_s = rate_bytes_per_s
+        self.meter = TrafficMeter()
+        self._limits = (
+            (_RateLimit(rate_bytes_per_s), _RateLimit(rate_bytes_per_s))
+            if rate_bytes_per_s
+            else (None, None)
+        )
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._running
 
     def start(self) -> None:
         if self._listener is not None:
@@ -259,7 +275,7 @@ class TcpProxy:
                 _reset(client)
                 continue
             upstream.settimeout(None)
-            pair = _RelayedConnection(client, upstream, self._forget)
+            pair = _RelayedConnection(client, upstream, self._forget, self._limits, self.meter)
             with self._lock:
                 if not self._running:  # accepted just as stop() ran: drop it too
                     _reset(client)
@@ -295,17 +311,27 @@ class _RelayedConnection:
         client: socket.socket,
         upstream: socket.socket,
         on_closed: Callable[[_RelayedConnection], None],
+        limits: tuple[_RateLimit | None, _RateLimit | None] = (None, None),
+        meter: TrafficMeter | None = None,
     ) -> None:
         self._sockets = (client, upstream)
         self._on_closed = on_closed
+        self._limits = limits
+        self._meter = meter
         self._lock = threading.Lock()
         self._threads_left = 2
         self._aborted = False
 
     def start(self) -> None:
         client, upstream = self._sockets
-        for source, target in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+        directions = (
+            (client, upstream, self._limits[0], True),
+            (upstream, client, self._limits[1], False),
+        )
+        for source, target, limit, outgoing in directions:
+            threading.Thread(
+                target=self._pump, args=(source, target, limit, outgoing), daemon=True
+            ).start()
 
     def abort(self) -> None:
         """Both ends see the connection end now, mid-request or not."""
@@ -316,10 +342,23 @@ class _RelayedConnection:
                     _linger_zero(s)
                     s.shutdown(socket.SHUT_RDWR)
 
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+    def _pump(
+        self,
+        source: socket.socket,
+        target: socket.socket,
+        limit: _RateLimit | None = None,
+        outgoing: bool = True,
+    ) -> None:
+        # Throttled, small reads: the bytes trickle through as on a slow link instead of one
+        # 64 KB burst followed by a long pause.
+        size = 65536 if limit is None else limit.chunk
         try:
-            while data := source.recv(65536):
+            while data := source.recv(size):
+                if limit is not None:
+                    limit.take(len(data))
                 target.sendall(data)
+                if self._meter is not None and outgoing:
+                    self._meter.add(len(data))
         except OSError:
             pass
         with self._lock:
@@ -332,6 +371,47 @@ class _RelayedConnection:
             for s in self._sockets:
                 s.close()
             self._on_closed(self)
+
+
+class TrafficMeter:
+    """Bytes relayed from clients to the server, and when the last of them went through (a
+    flapping link uses it to cut a transfer that is under way)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bytes_up = 0
+        self.last_byte_at = 0.0  # time.monotonic()
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.bytes_up += n
+            self.last_byte_at = time.monotonic()
+
+    def busy(self, within_s: float = 0.2) -> bool:
+        with self._lock:
+            return self.bytes_up > 0 and time.monotonic() - self.last_byte_at < within_s
+
+
+class _RateLimit:
+    """A byte budget shared by every connection in one direction: each chunk books the next
+    free slot on a virtual clock and waits for it, so N transfers at once each get 1/N."""
+
+    def __init__(self, rate_bytes_per_s: float) -> None:
+        self.rate = float(rate_bytes_per_s)
+        # About 1/20 s of the link per read: fine-grained enough for a few KB/s.
+        self.chunk = max(256, min(16384, int(self.rate / 20)))
+        self._lock = threading.Lock()
+        self._next = time.monotonic()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            # An idle link does not save up a burst for later.
+            start = max(self._next, now)
+            self._next = start + n / self.rate
+            wait = self._next - now
+        if wait > 0:
+            time.sleep(wait)
 
 
 def _linger_zero(s: socket.socket) -> None:
