@@ -416,8 +416,13 @@ class SyncService:
         verified = review is not None and review_verifies(
             review, snapshot.id, self.store.kiosk_id, self.config.review_public_key
         )
+        status = doc.get("status")
         changed = self.store.apply_remote(
-            snapshot.id, doc.get("status"), doc.get("cloud"), review, review_verified=verified
+            snapshot.id,
+            status if isinstance(status, str) else None,
+            doc.get("cloud") if isinstance(doc.get("cloud"), dict) else None,
+            _review_fields(review) if review is not None else None,
+            review_verified=verified,
         )
         if changed and review is not None and not verified:
             # Ids only: the label and text may be a forger's, and are health data either way.
@@ -443,9 +448,9 @@ class SyncService:
             message_id=snapshot.id,
             case_id=case_id,
             author=author,
-            author_name=str(doc.get("author_name", "")),
-            body=str(doc.get("body", "")),
-            created_at=doc.get("created_at"),
+            author_name=_text(doc.get("author_name")),
+            body=_text(doc.get("body")),
+            created_at=_time(doc.get("created_at")),
             verified=verified,
         )
         if added and not verified:
@@ -581,6 +586,30 @@ def _is_connection_loss(error: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# Longest text kept from a document (a forged one can be any size; the console's are shorter).
+MAX_REMOTE_TEXT = 4000
+
+
+def _text(value: Any) -> str:
+    return value[:MAX_REMOTE_TEXT] if isinstance(value, str) else ""
+
+
+def _time(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None
+
+
+def _review_fields(review: dict[str, Any]) -> dict[str, Any]:
+    """What the store keeps of a review map, each field of the type it must have: anyone can
+    write a document, and one with a list for a label or text for a timestamp must not stop
+    the sync of every case after it."""
+    return {
+        "label": _text(review.get("label")),
+        "recommendation": _text(review.get("recommendation")),
+        "reviewer": _text(review.get("reviewer")),
+        "reviewed_at": _time(review.get("reviewed_at")),
+    }
 
 
 def _latest(current: datetime | None, value: Any) -> datetime | None:

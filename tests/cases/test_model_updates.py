@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from kiosk.cases.sync import SyncService
 from kiosk.cases.sync_status import SyncProblem
 from kiosk.config import KioskConfig
 from kiosk.model.classifier import Classifier, default_metadata_path, load_metadata
+from tests.sync_faults import sync_environment
 
 SHIPPED = default_metadata_path()
 
@@ -174,6 +177,16 @@ def test_a_fake_future_release_does_not_block_a_valid_one(
     assert status["running"]["version"] == "2026.12.05"
     assert status["running"]["source"] == "release"
     assert [r["version"] for r in status["rejected"]] == ["2099.12.31", "2099.12.30"]
+    text = subprocess.run(
+        [sys.executable, "-m", "kiosk", "status"],
+        env=sync_environment(config),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "rejected       release 2099.12.31: " in text
+    assert "model          2026.12.05 (release)" in text
     # The next pass installs nothing and still reports the fake (without downloading it).
     again = service.sync_once()
     assert again.model_installed is None

@@ -308,3 +308,32 @@ def test_unsigned_content_from_before_signatures_is_kept_aside(config: KioskConf
         assert store.unread_count() == 0
     finally:
         store.close()
+
+
+def test_malformed_forgeries_do_not_stop_the_sync(
+    config: KioskConfig, kiosk, cloud: FirebaseClients
+) -> None:
+    """Wrong types where a forger chooses them (a list for a label, text for a timestamp) are
+    kept aside like any unverified content; the pass goes on and later reviews still arrive."""
+    store, service = kiosk
+    first, second = save_cases(store, 2)
+    service.sync_once()
+    write_review(cloud, first, {"label": ["other"], "reviewed_at": "yesterday", "signature": 7})
+    write_message(
+        cloud,
+        first,
+        "odd-1",
+        {
+            "case_id": first,
+            "kiosk_id": store.kiosk_id,
+            "author": schema.AUTHOR_DERMATOLOGIST,
+            "body": {"text": FORGED},
+            "created_at": "yesterday",
+        },
+    )
+    write_review(cloud, second, signed_review(second, store.kiosk_id))
+    report = service.sync_once()
+    assert report.remote_updates >= 3
+    assert store.get(first).review is None and store.get(first).unverified_review is not None
+    assert store.get(second).review is not None, "the signed review after it still arrives"
+    assert store.unverified_count() == 2
