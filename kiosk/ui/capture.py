@@ -1,12 +1,22 @@
-"""What the Capture button hands from the scan screen to the report and save screens."""
+"""What the Capture button hands from the scan screen to the report and save screens.
+
+A capture is taken from the pipeline's evidence (kiosk.live.evidence): the verdict and the
+picture of the same scene, never the newest frame paired with an older verdict (issue 13).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kiosk.cases.provenance import Provenance
 from kiosk.live.triage import Verdict
+
+if TYPE_CHECKING:
+    from kiosk.live.pipeline import Snapshot
 
 
 @dataclass(frozen=True)
@@ -14,5 +24,48 @@ class Capture:
     """What the Capture button froze: the verdict shown and the picture it was made from."""
 
     verdict: Verdict
-    image: np.ndarray  # RGB uint8, the frame the model saw (Frame.image)
+    image: np.ndarray  # RGB uint8: the crop the model read, at camera resolution (capped)
     hints: tuple[str, ...] = ()
+    provenance: Provenance | None = None
+
+    @property
+    def demo(self) -> bool:
+        return self.provenance is not None and self.provenance.demo
+
+
+class Readiness(StrEnum):
+    """Whether Capture may be pressed now, and if not, why (the scan screen says it)."""
+
+    READY = "ready"
+    NO_CAMERA = "no_camera"
+    REJECTED = "rejected"  # the gate rejects the current frame: its reason is on screen
+    HOLD_STILL = "hold_still"  # no classified frame of the current scene yet
+
+
+def readiness(snapshot: Snapshot | None) -> Readiness:
+    if snapshot is None or snapshot.frame is None or snapshot.source.state != "live":
+        return Readiness.NO_CAMERA
+    if snapshot.quality is not None and not snapshot.quality.ok:
+        return Readiness.REJECTED
+    verdict = snapshot.verdict
+    if verdict is not None and verdict.quality:
+        return Readiness.REJECTED
+    evidence = snapshot.evidence
+    if evidence is None or evidence.verdict.decision is None:
+        return Readiness.HOLD_STILL
+    return Readiness.READY
+
+
+def capture_from(snapshot: Snapshot | None) -> Capture | None:
+    """The capture the snapshot's evidence makes, or None when Capture must wait (readiness
+    says why). The picture is the evidence frame's crop and the verdict that frame's scene's."""
+    if readiness(snapshot) is not Readiness.READY:
+        return None
+    assert snapshot is not None and snapshot.evidence is not None
+    evidence = snapshot.evidence
+    return Capture(
+        verdict=evidence.verdict,
+        image=evidence.saved_image(),
+        hints=snapshot.hints,
+        provenance=evidence.provenance,
+    )
