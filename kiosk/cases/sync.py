@@ -8,7 +8,9 @@ One pass, in this order, each step safe to repeat after a crash at any instant:
    means the case is sent once more, onto the same object and document);
 2. outgoing messages, likewise with ids made on the kiosk;
 3. catch-up: a query for our cases and messages changed since the last watermark (reviews,
-   cloud results, dermatologists' replies);
+   cloud results, dermatologists' replies); a review or a dermatologist's message counts as
+   the specialist's only when the console's signature verifies (kiosk.cases.specialist_check),
+   anything else is stored aside as unverified and never shown;
 4. the model-release check, the heartbeat document, and the local retention rule.
 
 While `run_forever` is online it also keeps Firestore listeners on the same queries, so a

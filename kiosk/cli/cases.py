@@ -106,6 +106,7 @@ def run_case(args: argparse.Namespace) -> int:
 @with_store
 def _run_case_add(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -> int:
     from kiosk.cases.model_updates import open_active_classifier
+    from kiosk.cases.provenance import SOURCE_FILE, Provenance
     from kiosk.cases.store import OnDeviceResult
     from kiosk.live.imaging import load_still, square_resize
     from kiosk.model.decision import decide
@@ -126,6 +127,7 @@ def _run_case_add(args: argparse.Namespace, config: KioskConfig, store: CaseStor
             OnDeviceResult.from_decision(decision, classifier.metadata.version),
             patient_ref=args.patient,
             body_site=args.site,
+            provenance=Provenance(source=SOURCE_FILE, model_version=classifier.metadata.version),
         )
     except (ImageReadError, ValueError, SkinscanError) as e:
         error(str(e))
@@ -256,8 +258,9 @@ def run_inbox(args: argparse.Namespace, config: KioskConfig, store: CaseStore) -
         what = row["kind"] + (f" {row['label']}" if row["label"] else "")
         who = row["author_name"] if row["verified"] else "UNVERIFIED, not from the specialist"
         urgent = " URGENT" if row["urgent"] else ""
+        body = " ".join(row["body"].split())  # one line per item, whatever the text holds
         print(
-            f"{mark} {row['at'][:16]}  {row['case_id']}  {what}{urgent}  ({who}): {row['body']}",
+            f"{mark} {row['at'][:16]}  {row['case_id']}  {what}{urgent}  ({who}): {body}",
             flush=True,
         )
     if not args.json and not items:

@@ -68,6 +68,13 @@ def test_case_add_list_sync_status(kiosk_config: KioskConfig, cloud: FirebaseCli
     assert status["last_sync"] is not None
     assert status["cases"]["uploaded"] == 1
     assert status["model_version"]
+    assert case["model_version"] == status["model_version"], "case add ran the running model"
+    assert status["unverified_items"] == 0
+
+    # Nothing reviewed yet: the inbox says so, and its JSON form has no lines.
+    inbox = kiosk(env, "inbox")
+    assert inbox.returncode == 0 and inbox.stdout.strip() == "no reviews or messages"
+    assert kiosk(env, "inbox", "--json").stdout == ""
 
 
 def test_sync_offline_keeps_the_queue_and_says_so(tmp_path: Path) -> None:
