@@ -130,6 +130,28 @@ def _run_retrain(args: argparse.Namespace) -> int:
     return EXIT_OK if report.published or args.no_publish else EXIT_FAILED
 
 
+# --------------------------------------------------------------------------- kiosk identities
+
+
+def _run_provision(args: argparse.Namespace) -> int:
+    from cloud.firebase import connect
+    from cloud.provision import provision_kiosk
+
+    fb = connect(_config(args))
+    out = provision_kiosk(fb.app, args.kiosk_id, args.api_key, args.out)
+    print(f"identity for {args.kiosk_id} written to {out} (0600); copy it to the kiosk")
+    return EXIT_OK
+
+
+def _run_revoke(args: argparse.Namespace) -> int:
+    from cloud.firebase import connect
+    from cloud.provision import revoke_kiosk
+
+    revoke_kiosk(connect(_config(args)).app, args.kiosk_id)
+    print(f"{args.kiosk_id} revoked: it is refused within the hour (ID token lifetime)")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -185,6 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", help="release version (default: date and time)")
     p.set_defaults(run=_run_retrain)
+
+    p = sub.add_parser(
+        "provision-kiosk", help="make a kiosk's own Firebase identity (security rules apply)"
+    )
+    p.add_argument("kiosk_id")
+    p.add_argument("--api-key", required=True, help="the Firebase project's web API key")
+    p.add_argument("--out", type=Path, required=True, help="identity file to write (0600)")
+    p.set_defaults(run=_run_provision)
+
+    p = sub.add_parser("revoke-kiosk", help="disable a kiosk's identity (a stolen kiosk)")
+    p.add_argument("kiosk_id")
+    p.set_defaults(run=_run_revoke)
     return parser
 
 

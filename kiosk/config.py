@@ -74,6 +74,9 @@ class KioskConfig:
     firebase_project: str = "demo-skinscan"
     firebase_bucket: str = "demo-skinscan.appspot.com"
     credentials: Path | None = None  # service-account JSON; must be 0600
+    # The kiosk's own Firebase Auth identity (kiosk.cases.identity; 0600): Firestore then
+    # applies cloud/firestore.rules to it. Empty: Firestore through the service account.
+    identity: Path | None = None
     firestore_emulator_host: str | None = None
     storage_emulator_host: str | None = None
     # Model: a metadata JSON; empty means the installed release in data_dir/models, else the

@@ -94,10 +94,13 @@ class FirebaseClients:
     app: Any  # firebase_admin.App
     db: FirestoreClient
     bucket: Bucket
+    own_db: bool = False  # db is the kiosk-identity client, not the app's (close it too)
 
     def close(self) -> None:
         import firebase_admin
 
+        if self.own_db:
+            self.db.close()
         firebase_admin.delete_app(self.app)
 
 
@@ -147,7 +150,23 @@ def connect(
         name=name or f"skinscan-{uuid.uuid4().hex[:8]}",
     )
     try:
-        return FirebaseClients(app=app, db=firestore.client(app), bucket=storage.bucket(app=app))
+        bucket = storage.bucket(app=app)
+        if getattr(config, "identity", None) is None:
+            return FirebaseClients(app=app, db=firestore.client(app), bucket=bucket)
+        return FirebaseClients(app=app, db=_kiosk_firestore(config), bucket=bucket, own_db=True)
     except Exception:
         firebase_admin.delete_app(app)
         raise
+
+
+def _kiosk_firestore(config: FirebaseSettings) -> FirestoreClient:
+    """Firestore as the kiosk's own Auth user, under security rules (kiosk.cases.identity)."""
+    from kiosk.cases.identity import KioskIdentity, firestore_client
+
+    identity = KioskIdentity.load(Path(config.identity))  # type: ignore[attr-defined]
+    kiosk_id = getattr(config, "kiosk_id", "")
+    if kiosk_id and identity.kiosk_id != kiosk_id:
+        raise CredentialsError(
+            f"the identity file is for kiosk {identity.kiosk_id!r}, this kiosk is {kiosk_id!r}"
+        )
+    return firestore_client(identity, config.firebase_project)
