@@ -35,6 +35,10 @@ def classify_one(classifier: Classifier, path: str) -> dict[str, Any]:
     from kiosk.model.decision import decide
 
     rgb = load_still(path)  # refuses tiny and grayscale pictures, as `case add` does
+    # The crop rule for a still picture: taken as framed, like the training pictures, i.e. its
+    # centre square (resized as in training). The live scan crops the same way with the lens
+    # off or the dermoscope set (kiosk.live.pipeline: the dermoscope's field), and its saved
+    # picture is the crop it classified, so `classify` on a saved case repeats its verdict.
     image = square_resize(rgb, classifier.input_side)
     prediction = classifier.predict(image)
     decision = decide(prediction.probabilities, classifier.thresholds)

@@ -357,3 +357,50 @@ def test_lesion_pipeline_feeds_the_model(good_crop):
     cv2.circle(crop, (144, 144), 25, (80, 50, 40), -1)
     out = to_model_input(lesion_centred_crop(crop, find_lesion_box(crop)))
     assert out.shape == (224, 224, 3)
+
+
+# ---- the gate at model scale (issue 13) ---------------------------------------------------
+
+
+def at_width(rgb: np.ndarray, width: int) -> np.ndarray:
+    """The same scene as a camera of `width` pixels across would deliver it."""
+    h = round(rgb.shape[0] * width / rgb.shape[1])
+    interp = cv2.INTER_AREA if width < rgb.shape[1] else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (width, h), interpolation=interp)
+
+
+def bad_versions(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """Camera faults applied to the 1280-px scene itself, before the camera's sampling: a
+    defocus of sigma 4 at the picture's own 256 px is sigma 20 here."""
+    return {
+        "sharp": rgb,
+        "defocus": cv2.GaussianBlur(rgb, (0, 0), 20),
+        "dark": scaled(rgb, 0.15),
+        "blown_out": scaled(rgb, 4.0),
+        "wall": flat((128, 128, 128), side=rgb.shape[0]),
+    }
+
+
+def centre_square(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    return frame[:, (w - h) // 2 : (w - h) // 2 + h]
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("box", [None, GuideBox(0.6)], ids=["centre_square", "guide_box"])
+def test_the_gate_does_not_depend_on_the_camera_resolution(path, box):
+    """The same picture at 320, 640 and 1280 px wide gets the same gate result, sharp or
+    faulty, through either crop. (Judged on the camera's pixels, a 0.6 box of a 320-px frame
+    was 'blurry' where the 1280-px one passed.)"""
+    scene = cv2.resize(load_rgb(path), (1280, 960), interpolation=cv2.INTER_CUBIC)
+    for fault, image in bad_versions(scene).items():
+        results = {}
+        for width in (320, 640, 1280):
+            frame = at_width(image, width)
+            crop = centre_square(frame) if box is None else crop_box(frame, box)
+            results[width] = assess_quality(np.ascontiguousarray(crop)).issues
+        assert len(set(results.values())) == 1, (fault, results)
+        if box is None:  # the still-picture crop: sharp pictures pass, faults do not
+            assert (results[640] == ()) == (fault == "sharp"), (fault, results)
+        elif fault != "sharp":  # (a 0.6 box of an upscaled HAM10000 picture may be soft)
+            assert results[640] != (), (fault, results)
