@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WINDOW = (800, 480)  # the official 7" touchscreen; a fullscreen window takes the display's size
+
+
+def quiet_audio(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """The kiosk makes no sound: SDL gets its null audio driver (unless one is set), so it never
+    probes ALSA, which prints a screen of errors on a Pi without a sound card."""
+    environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
 @dataclass
@@ -79,11 +86,28 @@ class SwitchablePipeline:
         self.current.stop()
 
 
+def _show_store_problem(config: KioskConfig, args: argparse.Namespace) -> int:
+    import pygame
+
+    from kiosk.ui.i18n import Strings
+    from kiosk.ui.problem_screen import show_store_problem
+
+    quiet_audio()
+    pygame.display.init()
+    pygame.font.init()
+    flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
+    surface = pygame.display.set_mode((0, 0) if flags else WINDOW, flags)
+    try:
+        return show_store_problem(surface, Strings.for_language(config.language))
+    finally:
+        pygame.quit()
+
+
 def run_ui(args: argparse.Namespace) -> int:
     import pygame
 
     from kiosk.cases.model_updates import active_metadata_path, open_active_classifier
-    from kiosk.cases.store import CaseStore
+    from kiosk.cases.store import CaseStore, CaseStoreError, StoreNeedsRecoveryError
     from kiosk.cli.common import default_lens
     from kiosk.config import ConfigError, load_config, resolve_kiosk_id
     from kiosk.live.camera import resilient_source
@@ -99,7 +123,11 @@ def run_ui(args: argparse.Namespace) -> int:
             config, getattr(args, "model", None), num_threads=args.threads
         )
         log.info("model %s running (%s)", active.version, active.source)
-    except (ConfigError, ModelError, RuntimeUnavailableError) as e:
+    except StoreNeedsRecoveryError as e:
+        # Not an exit: systemd would restart into the same error behind a blank screen.
+        print(f"kiosk: error: {e}", file=sys.stderr)
+        return _show_store_problem(config, args)
+    except (ConfigError, ModelError, RuntimeUnavailableError, CaseStoreError) as e:
         print(f"kiosk: error: {e}", file=sys.stderr)
         return 2
 
