@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -106,3 +108,86 @@ def centre_view(batch_uint8_nhwc: torch.Tensor, out_side: int) -> torch.Tensor:
     if x.shape[-1] != out_side:
         x = F.interpolate(x, size=(out_side, out_side), mode="area")
     return (x - INPUT_MEAN) / INPUT_STD
+
+
+# ---- source-erasing augmentation (model v2) ---------------------------------------------------
+# Sources differ in native resolution (HAM10000 200x150 and the older ISIC images 180x180, both
+# upscaled; ISIC 2017 256 px), JPEG history, white balance and dermoscope vignette. A model that
+# can read those learns "which collection" instead of "which lesion" (the v1 shortcut: non-HAM
+# looking meant melanoma). These per-image steps run after `augment`'s geometry and colour, on
+# uint8 pictures, so every source is seen at every resolution, quality and vignette.
+
+
+def shades_of_gray(img_uint8: np.ndarray, power: float = 6.0) -> np.ndarray:
+    """Shades-of-Gray colour constancy (Finlayson & Trezzi 2004): scale each channel so its
+    Minkowski p-norm mean matches the grey mean. Removes most of a camera's colour cast."""
+    x = img_uint8.astype(np.float32) / 255.0
+    norms = np.power(np.mean(np.power(x, power), axis=(0, 1)), 1.0 / power)
+    gains = np.mean(norms) / np.maximum(norms, 1e-6)
+    return np.clip(x * gains * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _resolution_round_trip(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    side = img.shape[0]
+    low = int(rng.uniform(0.4, 0.9) * side)
+    small = cv2.resize(img, (low, low), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(small, (side, side), interpolation=interp)
+
+
+def _vignette(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A dark round dermoscope field stop, off centre a little, with a soft or hard edge."""
+    side = img.shape[0]
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side - 0.5
+    cy, cx = rng.uniform(-0.08, 0.08, 2)
+    r = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+    radius, soft = rng.uniform(0.45, 0.75), rng.uniform(0.01, 0.12)
+    mask = np.clip((radius - r) / soft + 0.5, 0, 1)[..., None]
+    dark = rng.uniform(0, 30)
+    return (img * mask + dark * (1 - mask)).astype(np.uint8)
+
+
+def _border(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = img.copy()
+    side = img.shape[0]
+    w = int(rng.uniform(0.02, 0.12) * side)
+    colour = rng.uniform(0, 40) if rng.random() < 0.8 else rng.uniform(200, 255)
+    if rng.random() < 0.5:
+        out[:w], out[-w:] = colour, colour
+    else:
+        out[:, :w], out[:, -w:] = colour, colour
+    return out
+
+
+def _jpeg(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    quality = int(rng.uniform(30, 95))
+    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else img
+
+
+def source_erasing(img_uint8: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One picture through a random camera: resolution, vignette or border, colour constancy,
+    JPEG quality, in the order a real capture applies them."""
+    img = img_uint8
+    if rng.random() < 0.6:
+        img = _resolution_round_trip(img, rng)
+    u = rng.random()
+    if u < 0.25:
+        img = _vignette(img, rng)
+    elif u < 0.35:
+        img = _border(img, rng)
+    if rng.random() < 0.25:
+        img = shades_of_gray(img)
+    if rng.random() < 0.6:
+        img = _jpeg(img, rng)
+    return np.ascontiguousarray(img)
+
+
+def augmented_views_uint8(
+    batch_uint8_nhwc: np.ndarray, out_side: int, g: torch.Generator, rng: np.random.Generator
+) -> np.ndarray:
+    """`augment`'s geometry, colour and blur, then `source_erasing`: uint8 NHWC out."""
+    x = augment(torch.from_numpy(batch_uint8_nhwc), out_side, g)
+    x = (x * INPUT_STD + INPUT_MEAN).clamp(0, 255).round().to(torch.uint8)
+    views = x.permute(0, 2, 3, 1).contiguous().numpy()
+    return np.stack([source_erasing(v, rng) for v in views])

@@ -31,6 +31,39 @@ class Record:
     label: str  # one of CONDITIONS
     source_class: str  # the folder class (nevus, healthy_skin …), for stratification and reports
     group: str  # images of one lesion (or one photo series) share a group
+    source: str = ""  # the metadata's source column (camera / collection)
+
+
+# Sources added to the pool after the first split was fixed. Each is split on its own, so adding
+# it moves no earlier lesion across the split: the shipped model's validation images stay
+# validation images (a warm start from that model must not see them), and numbers stay comparable.
+LATER_COHORTS = (("ISIC 2017", "isic2017"),)
+
+# Short names of the sources, for per-source reports and leave-one-source-out runs.
+_SOURCE_FAMILIES = (
+    ("HAM10000", "ham10000"),
+    ("ISIC 2017", "isic2017"),
+    ("ISIC archive", "isic_archive"),
+    ("Roboflow", "roboflow_acne"),
+    ("DermNet", "dermnet_eczema"),
+    ("Eczema-AI:Normal", "healthy_photos"),
+    ("non_skin", "non_skin"),
+)
+
+
+def source_family(source: str) -> str:
+    """A short, stable name for a metadata source string ("other" when not recognised)."""
+    for prefix, name in _SOURCE_FAMILIES:
+        if prefix in source:
+            return name
+    return "other"
+
+
+def _cohort(r: Record) -> str:
+    for prefix, name in LATER_COHORTS:
+        if r.source.startswith(prefix):
+            return name
+    return ""
 
 
 def _group_key(subset: str, row: dict[str, str]) -> str:
@@ -60,6 +93,7 @@ def load_records(data_root: Path, subsets: Sequence[str] = SUBSETS) -> list[Reco
                         label=label,
                         source_class=source_class,
                         group=_group_key(subset, row),
+                        source=row.get("source", ""),
                     )
                 )
     return records
@@ -71,12 +105,13 @@ def split_by_lesion(
     """Lesion-disjoint split, stratified by folder class, stable for a given seed.
 
     Each group goes to validation when a hash of (seed, group) falls below the fraction, within
-    its class: deterministic without any global RNG state, and adding images never moves an
-    existing lesion across the split.
+    its class: deterministic without any global RNG state. A source listed in LATER_COHORTS is
+    ranked within its own (class, cohort) stratum, so adding it leaves the earlier split as it
+    was (ranking it with the rest would shift the per-class cut-off and move old lesions).
     """
-    by_class_groups: dict[str, dict[str, None]] = {}  # an ordered set per class
+    by_class_groups: dict[tuple[str, str], dict[str, None]] = {}  # an ordered set per stratum
     for r in records:
-        by_class_groups.setdefault(r.source_class, {})[r.group] = None
+        by_class_groups.setdefault((r.source_class, _cohort(r)), {})[r.group] = None
     val_groups: set[str] = set()
     for groups in by_class_groups.values():
         ranked = sorted(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from kiosk.errors import ModelError, RuntimeUnavailableError
-from kiosk.model.conditions import CONDITIONS
+from kiosk.model.conditions import CONDITIONS, OTHER
 from kiosk.model.decision import Thresholds
 
 METADATA_ENV = "SKINSCAN_MODEL_METADATA"
@@ -68,6 +68,26 @@ class ModelFile:
     sha256: str  # lower-case hex
     bytes: int
     quantization: str
+    # The interpreter's input and output tensor types must be these: a float model put in the
+    # int8 slot (with a matching sha256) is refused. From `input_dtype` / `output_dtype`, or
+    # read from the `quantization` text of older metadata.
+    input_dtype: str = ""
+    output_dtype: str = ""
+
+
+_DTYPE_NAMES = ("uint8", "int8", "float32")
+
+
+def _dtypes_from_quantization(text: str) -> tuple[str, str] | None:
+    """(input, output) tensor types named by an older metadata's `quantization` text."""
+    t = text.lower()
+    if "uint8 input and output" in t:
+        return "uint8", "uint8"
+    if "int8 input and output" in t:
+        return "int8", "int8"
+    if "float32" in t and "int8" not in t:
+        return "float32", "float32"
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,10 @@ class ModelMetadata:
     thresholds: Thresholds
     training: Mapping[str, Any]
     metrics: Mapping[str, Any]
+    # The model's output vector, one name each. Older models output `classes` directly; a
+    # fine-grained model has more outputs, and those in `other_outputs` are summed into `other`.
+    outputs: tuple[str, ...] = ()
+    other_outputs: tuple[str, ...] = ()
 
     def model_file(self, variant: str) -> ModelFile:
         try:
@@ -149,15 +173,38 @@ def load_metadata(path: str | Path) -> ModelMetadata:
         size = r.integer(entry, "bytes", f"files.{variant}")
         if size <= 0:
             raise r.error(f"files.{variant}.bytes must be positive, got {size}")
+        quantization = r.text(entry, "quantization", f"files.{variant}")
+        if "input_dtype" in entry or "output_dtype" in entry:
+            dtypes = (
+                r.text(entry, "input_dtype", f"files.{variant}"),
+                r.text(entry, "output_dtype", f"files.{variant}"),
+            )
+            for name in dtypes:
+                if name not in _DTYPE_NAMES:
+                    raise r.error(
+                        f"files.{variant}: tensor type {name!r} is not one of "
+                        f"{', '.join(_DTYPE_NAMES)}"
+                    )
+        else:
+            found = _dtypes_from_quantization(quantization)
+            if found is None:
+                raise r.error(
+                    f"files.{variant}: cannot tell the tensor types from quantization "
+                    f"{quantization!r}; give input_dtype and output_dtype"
+                )
+            dtypes = found
         files[variant] = ModelFile(
             path=file_name,
             sha256=sha,
             bytes=size,
-            quantization=r.text(entry, "quantization", f"files.{variant}"),
+            quantization=quantization,
+            input_dtype=dtypes[0],
+            output_dtype=dtypes[1],
         )
     classes_raw = root.get("classes")
     if not isinstance(classes_raw, list) or not all(isinstance(c, str) for c in classes_raw):
         raise r.error("'classes' must be a list of class names")
+    outputs, other_outputs = _read_outputs(r, root, tuple(classes_raw))
     input_spec = InputSpec(
         height=r.integer(inp, "height", "input"),
         width=r.integer(inp, "width", "input"),
@@ -186,6 +233,7 @@ def load_metadata(path: str | Path) -> ModelMetadata:
         thresholds = Thresholds(
             abstain_below=r.number(thr, "abstain_below", "thresholds"),
             urgent_at=r.number(thr, "urgent_at", "thresholds"),
+            soon_at=r.number(thr, "soon_at", "thresholds") if "soon_at" in thr else None,
         )
     except ValueError as e:
         raise r.error(str(e)) from None
@@ -198,6 +246,8 @@ def load_metadata(path: str | Path) -> ModelMetadata:
         name=r.text(root, "name", ""),
         version=r.text(root, "version", ""),
         classes=tuple(classes_raw),
+        outputs=outputs,
+        other_outputs=other_outputs,
         input=input_spec,
         output=output,
         files=MappingProxyType(files),
@@ -206,6 +256,43 @@ def load_metadata(path: str | Path) -> ModelMetadata:
         training=MappingProxyType(training),
         metrics=MappingProxyType(metrics),
     )
+
+
+def _read_outputs(
+    r: _Reader, root: Mapping[str, Any], classes: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`outputs` and `other_outputs`, checked: each output is one of the conditions or is
+    summed into `other`, none twice, every condition present."""
+    if "outputs" not in root and "other_outputs" not in root:
+        return classes, ()
+    raw_outputs = root.get("outputs", list(classes))
+    raw_other = root.get("other_outputs", [])
+    for key, value in (("outputs", raw_outputs), ("other_outputs", raw_other)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise r.error(f"'{key}' must be a list of output names")
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise r.error(f"'{key}' names {', '.join(dupes)} more than once")
+    outputs, other = tuple(raw_outputs), tuple(raw_other)
+    unknown = [o for o in other if o not in outputs]
+    if unknown:
+        raise r.error(f"other_outputs names {', '.join(unknown)}, which 'outputs' does not list")
+    named = [o for o in other if o in CONDITIONS and o != OTHER]
+    if named:
+        raise r.error(
+            f"other_outputs includes {', '.join(named)}: a condition cannot be summed into other"
+        )
+    stray = [o for o in outputs if o not in CONDITIONS and o not in other]
+    if stray:
+        raise r.error(
+            f"output {', '.join(stray)} is neither a condition nor listed in other_outputs"
+        )
+    missing = [c for c in CONDITIONS if c != OTHER and c not in outputs]
+    if OTHER not in outputs and not other:
+        missing.append(OTHER)
+    if missing:
+        raise r.error(f"'outputs' lacks {', '.join(missing)}")
+    return outputs, other
 
 
 class _Reader:
@@ -489,6 +576,9 @@ class Classifier:
                 f"model file {self.model_path} input dtype {dtype} is not supported "
                 "(uint8, int8 or float32)"
             )
+        self._check_declared_dtype(
+            dtype, self.metadata.model_file(self.variant).input_dtype, "input"
+        )
         self._input_index = d["index"]
         self.input_dtype = dtype
         levels = np.arange(256, dtype=np.float64)
@@ -519,15 +609,20 @@ class Classifier:
         if len(details) != 1:
             raise ModelError(f"model file {self.model_path} has {len(details)} outputs, expected 1")
         d = details[0]
-        expected = (1, len(self.metadata.classes))
+        outputs = self.metadata.outputs or self.metadata.classes
+        expected = (1, len(outputs))
         shape = tuple(int(s) for s in d["shape"])
         if shape != expected:
             raise ModelError(
                 f"model file {self.model_path} output shape {shape} does not match the "
-                f"{len(self.metadata.classes)} classes in the metadata (expected {expected})"
+                f"{len(outputs)} outputs in the metadata (expected {expected})"
             )
         dtype = np.dtype(d["dtype"])
+        self._check_declared_dtype(
+            dtype, self.metadata.model_file(self.variant).output_dtype, "output"
+        )
         self._output_index = d["index"]
+        self._merge = _merge_plan(outputs, self.metadata.other_outputs)
         if dtype == np.float32:
             self.output_quantization: tuple[float, int] | None = None
         elif dtype in [np.dtype(t) for t in _QUANTIZED_DTYPES]:
@@ -536,6 +631,13 @@ class Classifier:
             raise ModelError(
                 f"model file {self.model_path} output dtype {dtype} is not supported "
                 "(uint8, int8 or float32)"
+            )
+
+    def _check_declared_dtype(self, dtype: np.dtype, declared: str, which: str) -> None:
+        if declared and dtype != np.dtype(declared):
+            raise ModelError(
+                f"model file {self.model_path} has a {dtype} {which} but the metadata's "
+                f"{self.variant!r} entry says {declared}: wrong model file in this slot"
             )
 
     # -- inference
@@ -574,6 +676,8 @@ class Classifier:
             logits = raw.astype(np.float32)
         else:
             logits = dequantize(raw, *self.output_quantization)
+        if self._merge is not None:
+            logits = merge_logits(logits[np.newaxis], self._merge)[0]
         return logits, invoke_ms
 
     def logits(self, image: np.ndarray) -> np.ndarray:
@@ -591,6 +695,29 @@ class Classifier:
     def classify(self, image: np.ndarray, k: int = 3) -> list[Category]:
         """The k most probable classes with their calibrated probabilities."""
         return self.predict(image).top_k(k)
+
+
+def _merge_plan(outputs: tuple[str, ...], other_outputs: tuple[str, ...]) -> list[list[int]] | None:
+    """For each of CONDITIONS, the output indices that sum into it; None when 1:1 in order."""
+    if outputs == CONDITIONS and not other_outputs:
+        return None
+    plan = []
+    for c in CONDITIONS:
+        names = [*other_outputs, *([OTHER] if OTHER in outputs else [])] if c == OTHER else [c]
+        plan.append([outputs.index(n) for n in names])
+    return plan
+
+
+def merge_logits(logits: np.ndarray, plan: list[list[int]]) -> np.ndarray:
+    """(N, outputs) logits → (N, CONDITIONS) logits: log-sum-exp over each group, so that the
+    softmax of the result is the sum of the fine softmax probabilities of each group."""
+    z = np.asarray(logits, dtype=np.float64)
+    cols = []
+    for idx in plan:
+        sub = z[:, idx]
+        m = sub.max(axis=1)
+        cols.append(m + np.log(np.exp(sub - m[:, None]).sum(axis=1)))
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
 def _tensor_quantization(detail: Mapping[str, Any], path: Path, which: str) -> tuple[float, int]:
