@@ -77,6 +77,18 @@ def _run_add_user(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_review_key(args: argparse.Namespace) -> int:
+    from cloud.console.signing import ReviewSigner, load_or_create_key
+
+    config = _config(args)
+    existed = config.review_key_file.exists()
+    signer = ReviewSigner(load_or_create_key(config.review_key_file))
+    state = "kept" if existed else "made (0600)"
+    print(f"review signing key {config.review_key_file} {state}", file=sys.stderr)
+    print(f"review_public_key = {signer.public_key}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- releases
 
 
@@ -177,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="display name shown with reviews and messages")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(run=_run_add_user)
+
+    p = sub.add_parser(
+        "review-key",
+        help="make the console's review signing key if missing; print the kiosks' "
+        "review_public_key",
+    )
+    p.set_defaults(run=_run_review_key)
 
     p = sub.add_parser("keygen", help="make the Ed25519 release signing key")
     p.add_argument("out", type=Path)

@@ -8,6 +8,7 @@ with no credentials.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -56,8 +57,12 @@ class CloudConfig:
     # Session cookies are Secure (HTTPS only) unless the console listens on loopback; set true
     # behind a TLS reverse proxy on the same host.
     secure_cookies: bool | None = None
-    login_attempts: int = 5  # failed logins allowed per account and per address ...
+    login_attempts: int = 5  # failed logins allowed per account ...
     login_window_s: float = 900.0  # ... within this many seconds
+    login_attempts_per_address: int = 20  # failed logins allowed per client address
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (e.g.
+    # "127.0.0.1" for a TLS proxy on the same host). Empty: the peer address is the client.
+    trusted_proxies: str = ""
     # Model release: the Ed25519 private key (PEM, must be 0600).
     signing_key: Path | None = None
 
@@ -73,6 +78,15 @@ class CloudConfig:
     def secret_key_file(self) -> Path:
         return self.state_dir / "session.key"
 
+    @property
+    def review_key_file(self) -> Path:
+        """The Ed25519 key that signs reviews and messages (kiosks: `review_public_key`)."""
+        return self.state_dir / "review_signing.key"
+
+    @property
+    def trusted_proxy_addresses(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.trusted_proxies.split(",") if a.strip())
+
 
 def load_cloud_config(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
@@ -86,8 +100,15 @@ def _validate(config: CloudConfig) -> None:
     for name in ("lease_s", "catch_up_interval_s", "session_hours", "login_window_s"):
         if getattr(config, name) <= 0:
             raise CloudConfigError(f"{name} must be positive, got {getattr(config, name)}")
-    if config.threads < 1 or config.login_attempts < 1:
-        raise CloudConfigError("threads and login_attempts must be at least 1")
+    if config.threads < 1 or config.login_attempts < 1 or config.login_attempts_per_address < 1:
+        raise CloudConfigError(
+            "threads, login_attempts and login_attempts_per_address must be at least 1"
+        )
+    for address in config.trusted_proxy_addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise CloudConfigError(f"trusted_proxies: {address!r} is not an IP address") from None
     if not 0 < config.port < 65536:
         raise CloudConfigError(f"port must be 1-65535, got {config.port}")
     if config.storage_emulator_host and "://" not in config.storage_emulator_host:

@@ -1,5 +1,10 @@
 """Staff accounts for the review console: a small JSON file (0600) of argon2id hashes.
 
+Each account has a session generation: every session cookie carries the generation it was
+issued under, and the console checks it on each request. Signing out and setting a new password
+raise the generation, so every cookie issued before stops working at once (a copied cookie
+included) — a server-side revocation without a session table.
+
 Kept on the console server, not in Firestore: kiosks hold Firebase credentials, and password
 hashes have no business anywhere a stolen kiosk could read.
 """
@@ -31,6 +36,7 @@ class AccountError(SkinscanError):
 class StaffUser:
     username: str
     name: str  # shown with reviews and messages
+    generation: int = 0  # sessions issued under an older generation are void
 
 
 class StaffAccounts:
@@ -41,21 +47,28 @@ class StaffAccounts:
         # through response times.
         self._dummy_hash = self._hasher.hash("not a real password")
         self._lock = threading.Lock()
-        self._cache: tuple[float, dict[str, dict]] | None = None
+        self._cache: tuple[tuple[int, int, int], dict[str, dict]] | None = None
 
     def _load(self) -> dict[str, dict]:
         try:
-            mtime = self.path.stat().st_mtime
+            st = self.path.stat()
         except FileNotFoundError:
             return {}
-        if self._cache and self._cache[0] == mtime:
+        # Every write replaces the file (new inode), also when `skinscan-cloud add-user` runs in
+        # another process: a revocation is seen on the next request.
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache and self._cache[0] == stamp:
             return self._cache[1]
         try:
             users = json.loads(require_private(self.path, "staff accounts file"))
         except json.JSONDecodeError as e:
             raise AccountError(f"staff accounts file {self.path} is not JSON: {e}") from None
-        self._cache = (mtime, users)
+        self._cache = (stamp, users)
         return users
+
+    def _save(self, users: dict[str, dict]) -> None:
+        write_private(self.path, json.dumps(users, indent=2).encode("utf-8"))
+        self._cache = None
 
     def add(self, username: str, password: str, name: str) -> StaffUser:
         if not USERNAME.match(username):
@@ -64,18 +77,31 @@ class StaffAccounts:
             raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
         with self._lock:
             users = dict(self._load())
+            previous = users.get(username) or {}
             users[username] = {
                 "hash": self._hasher.hash(password),
                 "name": name.strip() or username,
                 "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                # A new password ends every session made with the old one.
+                "generation": int(previous.get("generation", 0)) + (1 if previous else 0),
             }
-            write_private(self.path, json.dumps(users, indent=2).encode("utf-8"))
-            self._cache = None
-        return StaffUser(username, users[username]["name"])
+            self._save(users)
+        return _user(username, users[username])
+
+    def revoke_sessions(self, username: str) -> None:
+        """End every session of `username` (signing out does this)."""
+        with self._lock:
+            users = dict(self._load())
+            if username not in users:
+                return
+            entry = dict(users[username])
+            entry["generation"] = int(entry.get("generation", 0)) + 1
+            users[username] = entry
+            self._save(users)
 
     def get(self, username: str) -> StaffUser | None:
         entry = self._load().get(username)
-        return StaffUser(username, entry["name"]) if entry else None
+        return _user(username, entry) if entry else None
 
     def verify(self, username: str, password: str) -> StaffUser | None:
         entry = self._load().get(username)
@@ -83,4 +109,8 @@ class StaffAccounts:
             self._hasher.verify(entry["hash"] if entry else self._dummy_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
-        return StaffUser(username, entry["name"]) if entry else None
+        return _user(username, entry) if entry else None
+
+
+def _user(username: str, entry: dict) -> StaffUser:
+    return StaffUser(username, entry["name"], int(entry.get("generation", 0)))

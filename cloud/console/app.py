@@ -1,17 +1,21 @@
-"""The review console: a Flask app with server-rendered pages (Jinja2), no front-end build.
+"""The review console: a Flask app with server-rendered pages (Jinja2) and one small script
+(zoom, label shortcuts, the cancer confirmation), no front-end build.
 
-Every page but the login form needs a signed-in staff member; every form carries the session's
-CSRF token; logins are rate limited. Images are streamed through the app after the login check
-and never get a public URL.
+Every page but the login form needs a signed-in staff member whose session generation is
+current (signing out or a new password ends every older session); every form carries the
+session's CSRF token; logins are rate limited per account and per client address. Images are
+streamed through the app after the login check and never get a public URL. Reviews and
+messages are signed with the console's key before they are written.
 """
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import (
     Flask,
@@ -22,28 +26,49 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     session,
     url_for,
 )
 from google.api_core import exceptions as gexc
 
-from cloud.console import charts
+from cloud.console import charts, figures
 from cloud.console.accounts import StaffAccounts
+from cloud.console.decision import (
+    AFTER_NEXT,
+    MAX_MESSAGE,
+    DecisionForm,
+    FormError,
+    decide,
+    submission_ids,
+)
 from cloud.console.ratelimit import LoginLimiter
-from cloud.console.recommendations import TEMPLATES, compose
+from cloud.console.recommendations import TEMPLATES
 from cloud.console.security import (
     add_headers,
     check_csrf,
+    client_address,
     cookie_settings,
     csrf_token,
+    safe_next,
     session_secret,
 )
-from cloud.console.store import CaseNotFoundError, ConsoleStore
-from kiosk.model.conditions import CONDITIONS
+from cloud.console.signing import ReviewSigner
+from cloud.console.store import (
+    AlreadySavedError,
+    CaseNotFoundError,
+    ConsoleStore,
+    Reviewer,
+)
+from cloud.console.thumbnails import Thumbnails
+from cloud.console.worklist import REVIEWED_DAYS, Filters, build
+from kiosk.model.conditions import CONDITIONS, URGENT_CONDITIONS
 
-_PUBLIC_ENDPOINTS = {"login", "static", "health"}
-# A page a phone can render; the queue is sorted, so the cases left off are the least urgent.
+_PUBLIC_ENDPOINTS = {"login", "static", "health", "favicon"}
+# A page a phone can render; the list is sorted, so the cases left off are the least urgent.
 QUEUE_ROWS_SHOWN = 200
+OVERVIEW_DAYS = (7, 14, 30, 90)
+STATIC = Path(__file__).parent / "static"
 
 
 @dataclass(frozen=True)
@@ -54,30 +79,55 @@ class ConsoleSettings:
     login_attempts: int
     login_window_s: float
     cloud_model_version: str
+    signing_key_file: Path | None = None  # default: beside the session key
+    login_attempts_per_address: int = 20
+    trusted_proxies: frozenset[str] = frozenset()
 
 
 def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAccounts) -> Flask:
+    from cloud.console.signing import load_or_create_key
+
     app = Flask(__name__)
     app.secret_key = session_secret(settings.secret_key_file)
     app.config.update(cookie_settings(settings.secure_cookies, settings.session_hours))
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024  # forms only; nothing is uploaded here
-    limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
-    app.jinja_env.globals.update(
-        csrf_token=csrf_token, conditions=CONDITIONS, pretty=_pretty, ago=_ago
+    key_file = settings.signing_key_file or settings.secret_key_file.with_name("review_signing.key")
+    signer = ReviewSigner(load_or_create_key(key_file))
+    limiter = LoginLimiter(
+        settings.login_attempts, settings.login_attempts_per_address, settings.login_window_s
     )
+    thumbs = Thumbnails()
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        conditions=CONDITIONS,
+        urgent_conditions=URGENT_CONDITIONS,
+        pretty=_pretty,
+        ago=_ago,
+        pct=_pct,
+    )
+
+    def client() -> str:
+        return client_address(
+            request.remote_addr or "",
+            request.headers.get("X-Forwarded-For", ""),
+            settings.trusted_proxies,
+        )
 
     @app.before_request
     def require_login() -> Any:
         g.user = None
         username = session.get("user")
         if username:
-            g.user = accounts.get(username)  # a deleted account loses access at once
-            if g.user is None:
+            user = accounts.get(username)  # a deleted account loses access at once
+            # A session from before the last sign-out or password change is void.
+            if user is not None and session.get("generation") == user.generation:
+                g.user = user
+            else:
                 session.clear()
         if g.user is None and request.endpoint not in _PUBLIC_ENDPOINTS:
             if request.method != "GET":
                 abort(401)
-            return redirect(url_for("login", next=request.path))
+            return redirect(url_for("login", next=safe_next(request.full_path.rstrip("?"))))
         check_csrf()
         return None
 
@@ -97,22 +147,27 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     def health() -> str:
         return "ok"
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        response = send_from_directory(STATIC, "favicon.ico", mimetype="image/x-icon")
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
     # -- sign in and out
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> Any:
         if request.method == "GET":
-            return render_template("login.html", next=_safe_next(request.args.get("next")))
+            return render_template("login.html", next=safe_next(request.args.get("next")))
         username = request.form.get("username", "").strip().lower()
         password = request.form.get("password", "")
-        keys = (f"user:{username}", f"ip:{request.remote_addr}")
-        wait = limiter.retry_after(*keys)
+        address = client()
+        next_path = safe_next(request.form.get("next"))
+        wait = limiter.retry_after(username, address)
         if wait > 0:
             response = Response(
                 render_template(
-                    "login.html",
-                    error="Too many failed attempts. Try again later.",
-                    next=_safe_next(request.form.get("next")),
+                    "login.html", error="Too many failed attempts. Try again later.", next=next_path
                 ),
                 status=429,
             )
@@ -120,96 +175,183 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
             return response
         user = accounts.verify(username, password)
         if user is None:
-            limiter.failed(*keys)
+            limiter.failed(username, address)
             return render_template(
-                "login.html",
-                error="Wrong username or password.",
-                next=_safe_next(request.form.get("next")),
+                "login.html", error="Wrong username or password.", next=next_path
             ), 401
-        limiter.succeeded(keys[0])
+        limiter.succeeded(username)
         session.clear()  # a fresh session (and CSRF token) on every sign-in: no fixation
         session.permanent = True
         session["user"] = user.username
-        return redirect(_safe_next(request.form.get("next")) or url_for("queue"))
+        session["generation"] = user.generation
+        return redirect(next_path or url_for("queue"))
 
     @app.post("/logout")
     def logout() -> Any:
+        # Server-side: every session of this account ends, a copied cookie included.
+        accounts.revoke_sessions(g.user.username)
         session.clear()
         return redirect(url_for("login"))
 
     # -- the work
 
+    def worklist(filters: Filters):  # -> worklist.Worklist
+        found = store.search(filters.q) if filters.q else None
+        reviewed = store.reviewed_since(filters.reviewed_days) if filters.reviewed_days else []
+        return build(store.queue(), store.unanswered_questions(), reviewed, filters, found)
+
     @app.get("/")
     def queue() -> str:
+        filters = Filters.from_args(request.args)
+        wl = worklist(filters)
+        kiosks = sorted(
+            {r.case.kiosk_id for r in wl.questions + wl.waiting + wl.reviewed}
+            | {k.kiosk_id for k in store.kiosks()}
+            | ({filters.kiosk} if filters.kiosk else set())
+        )
         return render_template(
-            "queue.html", cases=store.queue(), shown=QUEUE_ROWS_SHOWN, now=datetime.now(UTC)
+            "queue.html",
+            wl=wl,
+            filters=filters,
+            query=filters.to_query(),
+            kiosks=kiosks,
+            reviewed_days=REVIEWED_DAYS,
+            shown=QUEUE_ROWS_SHOWN,
+            now=datetime.now(UTC),
         )
 
-    @app.get("/cases/<case_id>")
-    def case(case_id: str) -> str:
+    def render_case(
+        case_id: str,
+        form: DecisionForm | None = None,
+        problems: list[str] | None = None,
+        confirm: bool = False,
+        status: int = 200,
+    ) -> tuple[str, int]:
         try:
             c = store.case(case_id)
         except CaseNotFoundError:
             abort(404)
+        if form is None:
+            form = DecisionForm(
+                nonce=secrets.token_urlsafe(24),
+                worklist=Filters.from_args(request.args).to_query(),
+            )
+        rows = [
+            (
+                label,
+                c.on_device.probabilities[label] if c.on_device else None,
+                c.cloud.probabilities[label] if c.cloud else None,
+            )
+            for label in CONDITIONS
+        ]
+        rows.sort(key=lambda r: -max(r[1] or 0, r[2] or 0))
         return render_template(
             "case.html",
             case=c,
             messages=store.messages(case_id),
             templates=TEMPLATES,
-            message_id=uuid.uuid4().hex,
+            form=form,
+            problems=problems or [],
+            confirm=confirm,
+            chart=charts.probability_bars("Kiosk and cloud probabilities", rows),
+            prob_rows=rows,
+            max_message=MAX_MESSAGE,
+            queue_query=form.worklist,
             now=datetime.now(UTC),
-        )
+        ), status
+
+    @app.get("/cases/<case_id>")
+    def case(case_id: str) -> tuple[str, int]:
+        return render_case(case_id)
+
+    def case_image(case_id: str) -> tuple[bytes, str]:
+        try:
+            c = store.case(case_id)
+            return store.image(c), c.image_sha256
+        except (CaseNotFoundError, gexc.NotFound):
+            abort(404)
 
     @app.get("/cases/<case_id>/image")
     def image(case_id: str) -> Response:
-        try:
-            data = store.image(store.case(case_id))
-        except (CaseNotFoundError, gexc.NotFound):
-            abort(404)
+        data, _ = case_image(case_id)
         response = Response(data, mimetype="image/jpeg")
         response.headers["Content-Disposition"] = "inline"
         return response
 
-    @app.post("/cases/<case_id>/review")
-    def review(case_id: str) -> Any:
-        label = request.form.get("label", "")
-        text = compose(request.form.get("template", ""), request.form.get("recommendation", ""))
-        try:
-            store.submit_review(case_id, label, text, g.user.username, g.user.name)
-        except CaseNotFoundError:
-            abort(404)
-        except ValueError as e:
-            flash(str(e), "error")
-            return redirect(url_for("case", case_id=case_id))
-        flash("Review saved. The kiosk receives it on its next sync.", "ok")
-        return redirect(url_for("queue"))
+    @app.get("/cases/<case_id>/thumb")
+    def thumb(case_id: str) -> Response:
+        data, sha = case_image(case_id)
+        small = thumbs.get(sha) or thumbs.make(sha, data)
+        return Response(small, mimetype="image/jpeg")
 
-    @app.post("/cases/<case_id>/messages")
-    def message(case_id: str) -> Any:
+    @app.post("/cases/<case_id>/decision")
+    def decision(case_id: str) -> Any:
+        form = DecisionForm.from_form(request.form)
         try:
-            store.add_message(
+            d = decide(form)
+        except FormError as e:
+            return render_case(case_id, form, e.problems, e.confirm, status=422)
+        filters = Filters.from_args(dict(parse_qsl(form.worklist)))
+        # The list "save and next" walks, as it was before this save.
+        order = worklist(filters) if form.after == AFTER_NEXT else None
+        try:
+            store.submit(
                 case_id,
-                request.form.get("message_id", ""),
-                request.form.get("body", ""),
-                g.user.username,
-                g.user.name,
+                review=(d.review.label, d.review.recommendation) if d.review else None,
+                reply=d.reply,
+                reviewer=Reviewer(g.user.username, g.user.name),
+                ids=submission_ids(app.secret_key, g.user.username, case_id, form.nonce),
+                signer=signer,
             )
         except CaseNotFoundError:
             abort(404)
-        except ValueError as e:
-            flash(str(e), "error")
-        return redirect(url_for("case", case_id=case_id) + "#messages")
+        except AlreadySavedError:
+            flash("This form was already sent; nothing was saved twice.", "ok")
+            return redirect(url_for("case", case_id=case_id))
+        said = {
+            (True, True): "Review and reply saved.",
+            (True, False): "Review saved.",
+            (False, True): "Reply sent.",
+        }[(d.review is not None, d.reply is not None)]
+        flash(f"{said} The kiosk receives it on its next sync.", "ok")
+        query = filters.to_query()
+        if order is not None:
+            nxt = order.next_after(case_id)
+            if nxt:
+                return redirect(url_for("case", case_id=nxt) + (f"?{query}" if query else ""))
+            flash("That was the last case in this list.", "ok")
+        return redirect(url_for("queue") + (f"?{query}" if query else ""))
 
     @app.get("/overview")
     def overview() -> str:
-        o = store.overview()
+        try:
+            days = int(request.args.get("days", "14"))
+        except ValueError:
+            days = 14
+        days = days if days in OVERVIEW_DAYS else 14
+        kiosks = store.kiosks()
+        recent = store.recent(days)
+        kiosk_filter = request.args.get("kiosk", "")
+        known = sorted({k.kiosk_id for k in kiosks} | {c.kiosk_id for c in recent})
+        if kiosk_filter not in known:
+            kiosk_filter = ""
+        shown = [c for c in recent if not kiosk_filter or c.kiosk_id == kiosk_filter]
+        f = figures.compute(shown, days, datetime.now(UTC).date())
+        series = [(u, charts.URGENCY_COLOURS[u], f.per_day[u]) for u in figures.URGENCIES]
         return render_template(
             "overview.html",
-            o=o,
-            per_day_chart=charts.column_chart("Cases per day", o.per_day),
-            per_condition_chart=charts.paired_bar_chart(
-                "Cases per condition", o.per_condition, ("kiosk result", "review")
+            f=f,
+            days=days,
+            day_choices=OVERVIEW_DAYS,
+            kiosk_filter=kiosk_filter,
+            known_kiosks=known,
+            per_day_chart=charts.stacked_columns(
+                f"Cases per day by urgency, last {days} days", f.days, series
             ),
+            urgencies=figures.URGENCIES,
+            queue_depth=store.queue_depth(),
+            kiosks=kiosks,
+            latest_release=store.latest_release(),
             cloud_model_version=settings.cloud_model_version,
             now=datetime.now(UTC),
         )
@@ -217,15 +359,12 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     return app
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site: a login link cannot send the user elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return ""
-
-
 def _pretty(label: str) -> str:
     return label.replace("_", " ")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 def _ago(when: datetime | None, now: datetime) -> str:

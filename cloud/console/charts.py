@@ -1,74 +1,115 @@
-"""Bar charts as inline SVG, drawn on the server: no JavaScript, no chart library, and they
-print. Each chart has a text title for screen readers; the page also shows the numbers in a
-table."""
+"""Bar charts as inline SVG, drawn on the server: no chart library, and they print. Each chart
+has a text title for screen readers, and the page shows the same numbers in a table.
+
+Sizes are in the SVG's own units, scaled to the page width: the viewBoxes are narrow enough
+that labels stay at least ~14 px on a 768 px tablet and a 1280 px screen.
+"""
 
 from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-_BAR = "#2b6cb0"
-_BAR2 = "#c05621"
+# Colours with at least 4.5:1 contrast against white, and told apart by a legend in words.
+URGENCY_COLOURS = {
+    "urgent": "#b91c1c",
+    "soon": "#b45309",
+    "routine": "#1d4ed8",
+    "none": "#4b5563",
+}
+KIOSK_COLOUR = "#1d4ed8"
+CLOUD_COLOUR = "#7c2d12"
 
 
-def column_chart(title: str, points: list[tuple[str, int]], width: int = 640) -> Markup:
-    """Vertical bars, one per (label, value), e.g. cases per day."""
-    height, top, bottom, left = 180, 16, 40, 28
-    peak = max((v for _, v in points), default=0) or 1
-    step = (width - left) / max(len(points), 1)
-    bar = max(step * 0.7, 1)
-    parts = [
+def _svg_open(width: int, height: int, title: str) -> str:
+    return (
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="0" y="{top}" class="axis">{peak}</text>',
-        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
-        'stroke="#666"/>',
-    ]
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    )
+
+
+def stacked_columns(
+    title: str, labels: list[str], series: list[tuple[str, str, list[int]]], width: int = 560
+) -> Markup:
+    """One column per label (e.g. a day), stacked by series (name, colour, values)."""
+    height, top, bottom, left, legend = 260, 34, 34, 34, 22
+    totals = [sum(s[2][i] for s in series) for i in range(len(labels))]
+    peak = max(totals, default=0) or 1
+    step = (width - left) / max(len(labels), 1)
+    bar = max(step * 0.72, 1)
     span = height - top - bottom
-    for i, (label, value) in enumerate(points):
-        h = span * value / peak
-        x = left + i * step
+    parts = [_svg_open(width, height, title)]
+    x = 0.0
+    for name, colour, _ in series:
         parts.append(
-            f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" '
-            f'height="{h:.1f}" fill="{_BAR}"><title>{escape(label)}: {value}</title></rect>'
+            f'<rect x="{x:.0f}" y="4" width="14" height="14" fill="{colour}"/>'
+            f'<text x="{x + 18:.0f}" y="16" class="axis">{escape(name)}</text>'
         )
-        if len(points) <= 16 or i % 2 == 0:
+        x += 18 + 9 * len(name) + 18
+    parts.append(f'<text x="0" y="{top + 12}" class="axis">{peak}</text>')
+    parts.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" '
+        'stroke="#4b5563"/>'
+    )
+    every = max(1, round(len(labels) / 7))  # at most ~7 day labels: readable, not crowded
+    for i, label in enumerate(labels):
+        xx = left + i * step
+        base = height - bottom
+        for name, colour, values in series:
+            h = span * values[i] / peak
+            if h > 0:
+                parts.append(
+                    f'<rect x="{xx:.1f}" y="{base - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                    f'fill="{colour}"><title>{escape(label)} {escape(name)}: {values[i]}'
+                    "</title></rect>"
+                )
+            base -= h
+        if totals[i]:
             parts.append(
-                f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 14}" class="axis" '
+                f'<text x="{xx + bar / 2:.1f}" y="{base - 4:.1f}" class="axis" '
+                f'text-anchor="middle">{totals[i]}</text>'
+            )
+        if i % every == 0:
+            parts.append(
+                f'<text x="{xx + bar / 2:.1f}" y="{height - bottom + legend}" class="axis" '
                 f'text-anchor="middle">{escape(label[-5:])}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def paired_bar_chart(
-    title: str, rows: list[tuple[str, int, int]], names: tuple[str, str], width: int = 640
+def probability_bars(
+    title: str, rows: list[tuple[str, float | None, float | None]], width: int = 470
 ) -> Markup:
-    """Horizontal bar pairs, one pair per row, e.g. kiosk label vs review label counts."""
-    row_h, label_w = 34, 170
-    height = row_h * len(rows) + 28
-    peak = max((max(a, b) for _, a, b in rows), default=0) or 1
-    span = width - label_w - 40
+    """The kiosk's and the cloud's probability per condition, side by side: one row per
+    condition (label, kiosk p or None, cloud p or None), two thin bars each."""
+    row_h, label_w, bar_h = 25, 182, 9
+    height = row_h * len(rows) + 24
+    span = width - label_w - 92
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<rect x="{label_w}" y="2" width="12" height="10" fill="{_BAR}"/>'
-        f'<text x="{label_w + 16}" y="11" class="axis">{escape(names[0])}</text>'
-        f'<rect x="{label_w + 160}" y="2" width="12" height="10" fill="{_BAR2}"/>'
-        f'<text x="{label_w + 176}" y="11" class="axis">{escape(names[1])}</text>',
+        _svg_open(width, height, title),
+        f'<rect x="{label_w}" y="4" width="14" height="12" fill="{KIOSK_COLOUR}"/>'
+        f'<text x="{label_w + 18}" y="15" class="axis">kiosk</text>'
+        f'<rect x="{label_w + 90}" y="4" width="14" height="12" fill="{CLOUD_COLOUR}"/>'
+        f'<text x="{label_w + 108}" y="15" class="axis">cloud</text>',
     ]
-    for i, (label, a, b) in enumerate(rows):
-        y = 24 + i * row_h
+    for i, (label, kiosk, cloud) in enumerate(rows):
+        y = 22 + i * row_h
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 14}" class="axis" text-anchor="end">'
+            f'<text x="{label_w - 6}" y="{y + 15}" class="axis" text-anchor="end">'
             f"{escape(label.replace('_', ' '))}</text>"
         )
-        for j, (value, colour) in enumerate(((a, _BAR), (b, _BAR2))):
-            w = span * value / peak
-            yy = y + j * 13
-            parts.append(
-                f'<rect x="{label_w}" y="{yy}" width="{w:.1f}" height="11" fill="{colour}">'
-                f"<title>{escape(label)} {escape(names[j])}: {value}</title></rect>"
-                f'<text x="{label_w + w + 4:.1f}" y="{yy + 10}" class="axis">{value}</text>'
-            )
+        for j, (p, colour, name) in enumerate(
+            ((kiosk, KIOSK_COLOUR, "kiosk"), (cloud, CLOUD_COLOUR, "cloud"))
+        ):
+            if p is not None:
+                parts.append(
+                    f'<rect x="{label_w}" y="{y + 2 + j * (bar_h + 2)}" '
+                    f'width="{max(span * p, 1):.1f}" height="{bar_h}" fill="{colour}">'
+                    f"<title>{escape(label)} {name}: {p * 100:.0f}%</title></rect>"
+                )
+        said = " · ".join("—" if p is None else f"{p * 100:.0f}%" for p in (kiosk, cloud))
+        parts.append(
+            f'<text x="{width - 2}" y="{y + 15}" class="axis small" text-anchor="end">{said}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))

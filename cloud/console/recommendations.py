@@ -1,8 +1,17 @@
 """Starting texts for the dermatologist's recommendation, one per condition. The reviewer picks
-one (the console preselects the one for the cloud's or kiosk's label) and adds free text; the
-health worker reads the result on the kiosk."""
+one (nothing is preselected: accepting the machine's answer must take a decision) and adds free
+text; the health worker reads the result on the kiosk.
+
+A template carries the urgency of its condition ("Refer urgently" for melanoma). A review whose
+template is more urgent than its label would tell the health worker to hurry while the kiosk's
+urgent flag (which goes by the label) stays off, so that combination is refused; a cancer label
+with a calmer template needs the reviewer's explicit confirmation.
+"""
 
 from __future__ import annotations
+
+from kiosk.cases.cloud_schema import URGENCY_RANK
+from kiosk.model.conditions import URGENCY_BY_CONDITION, URGENT_CONDITIONS
 
 TEMPLATES: dict[str, str] = {
     "melanoma": (
@@ -40,3 +49,17 @@ def compose(template: str, free_text: str) -> str:
     """The recommendation sent to the kiosk: the chosen template, then the reviewer's text."""
     parts = [TEMPLATES.get(template, ""), free_text.strip()]
     return "\n\n".join(p for p in parts if p)
+
+
+def template_too_urgent(label: str, template: str) -> bool:
+    """The template asks for more urgency than the diagnosis warrants (e.g. "other" with the
+    melanoma template's "Refer urgently")."""
+    if template not in TEMPLATES or label not in URGENCY_BY_CONDITION:
+        return False
+    return URGENCY_RANK[URGENCY_BY_CONDITION[template]] < URGENCY_RANK[URGENCY_BY_CONDITION[label]]
+
+
+def needs_urgent_confirmation(label: str, template: str) -> bool:
+    """A possible cancer with a recommendation that is not an urgent one: allowed (the
+    dermatologist may know better), but only when confirmed."""
+    return label in URGENT_CONDITIONS and template not in URGENT_CONDITIONS

@@ -1,11 +1,17 @@
 """Everything the review console reads from and writes to Firestore and Storage, following
-kiosk.cases.cloud_schema. Views get typed rows, never raw documents."""
+kiosk.cases.cloud_schema. Views get typed rows, never raw documents.
+
+Writes by the console are create-only where history matters: a message id or an audit entry id
+that exists already is refused by Firestore (create()), so neither a form nor a replayed
+request can rewrite a health worker's note, a dermatologist's message or the audit trail.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,32 +19,50 @@ from typing import Any
 from firebase_admin import firestore
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry, if_transient_error
+from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from cloud.console.signing import ReviewSigner
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.provenance import Provenance
 from kiosk.cases.store import Review
 from kiosk.model.conditions import CONDITIONS
 
 # Firestore reserves ids of the form __name__.
 CASE_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-MAX_MESSAGE = 2000
-MAX_RECOMMENDATION = 4000
 OPEN_STATUSES = [schema.STATUS_UPLOADED, schema.STATUS_CLASSIFIED]
-# What the queue page shows and sorts by: not the probabilities, image or patient details.
+# What the worklist shows and sorts by: not the probabilities, image or patient details.
 QUEUE_FIELDS = [
     "created_at",
     "kiosk_id",
     "status",
     "urgency_rank",
+    "body_site",
+    "demo",
     "on_device.label",
     "on_device.confidence",
+    "on_device.urgency",
     "cloud.label",
     "cloud.confidence",
     "cloud.urgency",
+    "review.label",
+    "review.reviewer",
+    "review.reviewed_at",
 ]
-OVERVIEW_FIELDS = ["created_at", "on_device.label", "review.label", "review.reviewed_at"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+OVERVIEW_FIELDS = [
+    "created_at",
+    "kiosk_id",
+    "urgency_rank",
+    "demo",
+    "on_device.label",
+    "cloud.label",
+    "cloud.urgency",
+    "review.label",
+    "review.reviewed_at",
+]
+MESSAGE_FIELDS = ["author", "created_at"]
+SEARCH_ROWS = 50
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every call is bounded. With Firestore or Storage unreachable the client libraries would wait
 # for minutes, and a dermatologist would stare at a page that never loads; instead the call
@@ -57,6 +81,11 @@ class CaseNotFoundError(LookupError):
     pass
 
 
+class AlreadySavedError(Exception):
+    """This submission (the same form, sent again) was written before: nothing is written
+    twice."""
+
+
 @dataclass(frozen=True)
 class Result:
     label: str
@@ -64,21 +93,20 @@ class Result:
     urgency: str
     abstained: bool
     model_version: str
-    probabilities: list[tuple[str, float]]  # most probable first
+    probabilities: dict[str, float]
 
     @classmethod
     def from_document(cls, doc: Any) -> Result | None:
         if not isinstance(doc, dict) or doc.get("label") not in CONDITIONS:
             return None
         probs = doc.get("probabilities") or {}
-        ranked = sorted(((c, float(probs.get(c, 0.0))) for c in CONDITIONS), key=lambda x: -x[1])
         return cls(
             label=doc["label"],
             confidence=float(doc.get("confidence", 0.0)),
             urgency=str(doc.get("urgency", "")),
             abstained=bool(doc.get("abstained", False)),
             model_version=str(doc.get("model_version", "")),
-            probabilities=ranked,
+            probabilities={c: float(probs.get(c, 0.0)) for c in CONDITIONS},
         )
 
 
@@ -96,6 +124,9 @@ class Case:
     on_device: Result | None
     cloud: Result | None
     review: Review | None
+    demo: bool = False  # the bundled demo clip, never a patient
+    provenance: Provenance | None = None  # absent for cases saved before it was recorded
+    review_signed: bool = False
 
     @property
     def queue_rank(self) -> int:
@@ -116,13 +147,18 @@ class Case:
         return self.queue_rank < self.urgency_rank
 
     @property
-    def suggested_label(self) -> str:
-        """The label the review form starts on: the review's, else the cloud's, else the
-        kiosk's."""
-        for source in (self.review, self.cloud, self.on_device):
-            if source is not None:
-                return source.label
-        return "other"
+    def suggestion(self) -> Result | None:
+        """The machine's best answer, shown beside the form (never ticked in it): the cloud's
+        when there is one, else the kiosk's."""
+        return self.cloud or self.on_device
+
+    @property
+    def review_time(self) -> datetime | None:
+        return self.review.reviewed_at if self.review else None
+
+    @property
+    def waiting(self) -> bool:
+        return self.status in OPEN_STATUSES
 
 
 @dataclass(frozen=True)
@@ -132,6 +168,8 @@ class Message:
     author_name: str
     body: str
     created_at: datetime | None
+    kiosk_id: str  # the kiosk a health worker's message came from
+    signed: bool
 
 
 @dataclass(frozen=True)
@@ -144,28 +182,32 @@ class Kiosk:
 
 
 @dataclass(frozen=True)
-class Overview:
-    per_day: list[tuple[str, int]]  # (YYYY-MM-DD, cases created), oldest first
-    per_condition: list[tuple[str, int, int]]  # (condition, kiosk label count, review count)
-    queue_depth: int
-    reviewed: int
-    turnaround_median_h: float | None
-    turnaround_p90_h: float | None
-    kiosks: list[Kiosk]
-    latest_release: str | None
+class Reviewer:
+    username: str
+    name: str
 
 
 def _time(value: Any) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def _provenance(d: Any) -> Provenance | None:
+    if not isinstance(d, dict):
+        return None
+    try:
+        return Provenance.from_dict(d)
+    except (TypeError, ValueError):
+        return None  # a damaged map is not a reason to hide the case
+
+
 def _case(doc_id: str, d: dict[str, Any]) -> Case:
     image = d.get("image") or {}
     review = d.get("review")
+    provenance = _provenance(d.get("provenance"))
     return Case(
         case_id=doc_id,
         kiosk_id=str(d.get("kiosk_id", "")),
-        created_at=_time(d.get("created_at")) or _EPOCH,
+        created_at=_time(d.get("created_at")) or EPOCH,
         status=str(d.get("status", "")),
         urgency_rank=int(d.get("urgency_rank", 3)),
         body_site=str(d.get("body_site", "")),
@@ -175,7 +217,14 @@ def _case(doc_id: str, d: dict[str, Any]) -> Case:
         on_device=Result.from_document(d.get("on_device")),
         cloud=Result.from_document(d.get("cloud")),
         review=Review.from_dict(review) if isinstance(review, dict) else None,
+        demo=bool(d.get("demo")) or bool(provenance and provenance.demo),
+        provenance=provenance,
+        review_signed=isinstance(review, dict) and bool(review.get("signature")),
     )
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ConsoleStore:
@@ -183,17 +232,18 @@ class ConsoleStore:
         self.db = db
         self.bucket = bucket
 
+    def _cases(self) -> Any:
+        return self.db.collection(schema.CASES)
+
     def _ref(self, case_id: str) -> Any:
         if not CASE_ID.match(case_id):
             raise CaseNotFoundError(case_id)
-        return self.db.collection(schema.CASES).document(case_id)
+        return self._cases().document(case_id)
 
     # -- reads
 
     def _open_cases(self) -> Any:
-        return self.db.collection(schema.CASES).where(
-            filter=firestore.FieldFilter("status", "in", OPEN_STATUSES)
-        )
+        return self._cases().where(filter=firestore.FieldFilter("status", "in", OPEN_STATUSES))
 
     def queue(self) -> list[Case]:
         """Cases waiting for a dermatologist, most urgent first, then oldest first."""
@@ -205,6 +255,81 @@ class ConsoleStore:
         """How many cases wait for a dermatologist, counted by Firestore (no documents read)."""
         result = self._open_cases().count().get(**BOUNDED)
         return int(result[0][0].value)
+
+    def _get_many(self, case_ids: Iterable[str]) -> list[Case]:
+        refs = [self._ref(i) for i in sorted(set(case_ids)) if CASE_ID.match(i)]
+        if not refs:
+            return []
+        snaps = self.db.get_all(refs, field_paths=QUEUE_FIELDS, timeout=CALL_TIMEOUT_S)
+        return [_case(s.id, s.to_dict()) for s in snaps if s.exists]
+
+    def unanswered_questions(self) -> dict[str, tuple[Case, datetime]]:
+        """Cases whose thread ends with a health worker's message nobody answered, reviewed or
+        not: case id → (case, when the first unanswered question was asked).
+
+        One collection-group read of every message's author and time (not its text): a
+        programme's messages are a few per case, and a question must never fall through a
+        filter on case status."""
+        threads: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        for doc in (
+            self.db.collection_group(schema.MESSAGES).select(MESSAGE_FIELDS).stream(**BOUNDED)
+        ):
+            case_ref = doc.reference.parent.parent
+            if case_ref is None:
+                continue
+            d = doc.to_dict()
+            threads[case_ref.id].append((_time(d.get("created_at")) or EPOCH, str(d.get("author"))))
+        asked: dict[str, datetime] = {}
+        for case_id, thread in threads.items():
+            thread.sort()
+            pending = None
+            for when, author in thread:
+                if author == schema.AUTHOR_DERMATOLOGIST:
+                    pending = None
+                elif author == schema.AUTHOR_HEALTH_WORKER and pending is None:
+                    pending = when
+            if pending is not None:
+                asked[case_id] = pending
+        return {c.case_id: (c, asked[c.case_id]) for c in self._get_many(asked)}
+
+    def reviewed_since(self, days: int) -> list[Case]:
+        since = datetime.now(UTC) - timedelta(days=days)
+        docs = (
+            self._cases()
+            .where(filter=firestore.FieldFilter("review.reviewed_at", ">=", since))
+            .select(QUEUE_FIELDS)
+            .stream(**BOUNDED)
+        )
+        return [_case(doc.id, doc.to_dict()) for doc in docs]
+
+    def search(self, q: str) -> list[Case]:
+        """Cases whose id starts with `q` (the queue shows the first 8 characters) or whose
+        patient reference is exactly `q`."""
+        found: dict[str, Case] = {}
+        by_ref = (
+            self._cases()
+            .where(filter=firestore.FieldFilter("patient_ref", "==", q))
+            .select(QUEUE_FIELDS)
+            .limit(SEARCH_ROWS)
+        )
+        for doc in by_ref.stream(**BOUNDED):
+            found[doc.id] = _case(doc.id, doc.to_dict())
+        if CASE_ID.match(q):
+            # Ids sort as strings: every id with this prefix lies in [q, q + U+F8FF).
+            by_id = (
+                self._cases()
+                .where(filter=firestore.FieldFilter(FieldPath.document_id(), ">=", self._ref(q)))
+                .where(
+                    filter=firestore.FieldFilter(
+                        FieldPath.document_id(), "<", self._cases().document(q + "\uf8ff")
+                    )
+                )
+                .select(QUEUE_FIELDS)
+                .limit(SEARCH_ROWS)
+            )
+            for doc in by_id.stream(**BOUNDED):
+                found[doc.id] = _case(doc.id, doc.to_dict())
+        return list(found.values())
 
     def case(self, case_id: str) -> Case:
         snap = self._ref(case_id).get(**BOUNDED)
@@ -224,9 +349,11 @@ class ConsoleStore:
                     author_name=str(d.get("author_name", "")),
                     body=str(d.get("body", "")),
                     created_at=_time(d.get("created_at")),
+                    kiosk_id=str(d.get("kiosk_id", "")),
+                    signed=bool(d.get("signature")),
                 )
             )
-        return sorted(rows, key=lambda m: (m.created_at or _EPOCH, m.message_id))
+        return sorted(rows, key=lambda m: (m.created_at or EPOCH, m.message_id))
 
     def image(self, case: Case) -> bytes:
         """The case image, checked against the sha256 the kiosk recorded."""
@@ -241,113 +368,119 @@ class ConsoleStore:
 
     # -- writes
 
-    def submit_review(
-        self, case_id: str, label: str, recommendation: str, reviewer: str, reviewer_name: str
+    def submit(
+        self,
+        case_id: str,
+        *,
+        review: tuple[str, str] | None,
+        reply: str | None,
+        reviewer: Reviewer,
+        ids: SubmissionIds,
+        signer: ReviewSigner,
     ) -> None:
-        if label not in CONDITIONS:
-            raise ValueError("label must be one of the conditions")
-        recommendation = recommendation.strip()
-        if not recommendation or len(recommendation) > MAX_RECOMMENDATION:
-            raise ValueError(f"a recommendation of 1-{MAX_RECOMMENDATION} characters is needed")
+        """A review (label, recommendation) and/or a reply, signed, in one batch with their
+        audit entries: all of it is written or none. Every id is made by the server
+        (`ids`); the message and the audit entries are created, never overwritten, so the same
+        form sent twice raises AlreadySavedError and writes nothing."""
+        if review is None and reply is None:
+            raise ValueError("nothing to save")
         ref = self._ref(case_id)
-        audit = self.db.collection(schema.AUDIT).document(uuid.uuid4().hex)
-
-        # One batch, so a review without its audit entry cannot exist. No transaction is
-        # needed: update() fails on a missing document, and the last review written wins (a
-        # second dermatologist's correction replaces the first, and both are in the audit).
+        case = self.case(case_id)  # CaseNotFoundError; and the kiosk id the signature covers
+        audit = self.db.collection(schema.AUDIT)
         batch = self.db.batch()
-        batch.update(
-            ref,
-            {
-                "review": {
-                    "label": label,
-                    "recommendation": recommendation,
-                    "reviewer": reviewer_name,
-                    "reviewed_at": firestore.SERVER_TIMESTAMP,
+        if review is not None:
+            label, recommendation = review
+            signature = signer.review(
+                case_id=case_id,
+                kiosk_id=case.kiosk_id,
+                reviewer=reviewer.username,
+                reviewer_name=reviewer.name,
+                label=label,
+                recommendation=recommendation,
+            )
+            # update() fails on a missing document; the last review written wins (a second
+            # dermatologist's correction replaces the first, and both are in the audit).
+            batch.update(
+                ref,
+                {
+                    "review": {
+                        "label": label,
+                        "recommendation": recommendation,
+                        "reviewer": reviewer.name,
+                        "reviewer_username": reviewer.username,
+                        "author": schema.AUTHOR_DERMATOLOGIST,
+                        "reviewed_at": firestore.SERVER_TIMESTAMP,
+                        "signed_at": signature.signed_at,
+                        "signature": signature.signature,
+                    },
+                    "status": schema.STATUS_REVIEWED,
+                    "updated_at": firestore.SERVER_TIMESTAMP,
                 },
-                "status": schema.STATUS_REVIEWED,
-                "updated_at": firestore.SERVER_TIMESTAMP,
-            },
-        )
-        batch.set(audit, _audit("review", case_id, reviewer, {"label": label}))
+            )
+            batch.create(
+                audit.document(ids.review_audit),
+                _audit(
+                    "review",
+                    case_id,
+                    reviewer.username,
+                    {"label": label, "text_sha256": text_sha256(recommendation)},
+                ),
+            )
+        if reply is not None:
+            signature = signer.message(
+                case_id=case_id,
+                kiosk_id=case.kiosk_id,
+                message_id=ids.message,
+                reviewer=reviewer.username,
+                reviewer_name=reviewer.name,
+                body=reply,
+            )
+            batch.create(
+                ref.collection(schema.MESSAGES).document(ids.message),
+                {
+                    "case_id": case_id,
+                    "kiosk_id": case.kiosk_id,
+                    "author": schema.AUTHOR_DERMATOLOGIST,
+                    "author_name": reviewer.name,
+                    "reviewer_username": reviewer.username,
+                    "body": reply,
+                    "created_at": firestore.SERVER_TIMESTAMP,
+                    "signed_at": signature.signed_at,
+                    "signature": signature.signature,
+                },
+            )
+            batch.create(
+                audit.document(ids.message_audit),
+                _audit(
+                    "message",
+                    case_id,
+                    reviewer.username,
+                    {"message_id": ids.message, "text_sha256": text_sha256(reply)},
+                ),
+            )
+            if review is None:
+                batch.update(ref, {"updated_at": firestore.SERVER_TIMESTAMP})
         try:
             batch.commit(**BOUNDED)
+        except gexc.AlreadyExists:
+            raise AlreadySavedError(case_id) from None
         except gexc.NotFound:
             raise CaseNotFoundError(case_id) from None
 
-    def add_message(
-        self, case_id: str, message_id: str, body: str, author: str, author_name: str
-    ) -> None:
-        """A dermatologist's message. `message_id` was made when the form was shown, so a
-        resubmitted form writes the same document instead of a second message."""
-        body = body.strip()
-        if not body or len(body) > MAX_MESSAGE:
-            raise ValueError(f"a message of 1-{MAX_MESSAGE} characters is needed")
-        if not MESSAGE_ID.match(message_id):
-            raise ValueError("bad message id")
-        case = self.case(case_id)
-        ref = self._ref(case_id)
-        batch = self.db.batch()
-        batch.set(
-            ref.collection(schema.MESSAGES).document(message_id),
-            {
-                "case_id": case_id,
-                "kiosk_id": case.kiosk_id,
-                "author": schema.AUTHOR_DERMATOLOGIST,
-                "author_name": author_name,
-                "body": body,
-                "created_at": firestore.SERVER_TIMESTAMP,
-            },
-        )
-        batch.update(ref, {"updated_at": firestore.SERVER_TIMESTAMP})
-        batch.set(
-            self.db.collection(schema.AUDIT).document(f"message-{message_id}"),
-            _audit("message", case_id, author, {}),
-        )
-        batch.commit(**BOUNDED)
-
     # -- programme overview
 
-    def overview(self, days: int = 14) -> Overview:
+    def recent(self, days: int) -> list[Case]:
+        """Cases created in the last `days` days, with only the fields the figures use: two
+        weeks of a busy programme is thousands of cases, and their probabilities need not
+        cross the wire for a count."""
         since = datetime.now(UTC) - timedelta(days=days)
-        # Only the fields the figures use: two weeks of a busy programme is thousands of cases,
-        # and their results and probabilities need not cross the wire for a count.
-        recent = [
+        return [
             _case(doc.id, doc.to_dict())
-            for doc in self.db.collection(schema.CASES)
+            for doc in self._cases()
             .where(filter=firestore.FieldFilter("created_at", ">=", since))
             .select(OVERVIEW_FIELDS)
             .stream(**BOUNDED)
         ]
-        today = datetime.now(UTC).date()
-        day_keys = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
-        per_day = dict.fromkeys(day_keys, 0)
-        for c in recent:
-            key = c.created_at.date().isoformat()
-            if key in per_day:
-                per_day[key] += 1
-        kiosk_counts = dict.fromkeys(CONDITIONS, 0)
-        review_counts = dict.fromkeys(CONDITIONS, 0)
-        turnaround_h = []
-        for c in recent:
-            if c.on_device:
-                kiosk_counts[c.on_device.label] += 1
-            if c.review and c.review.label in review_counts:
-                review_counts[c.review.label] += 1
-                if c.review.reviewed_at:
-                    hours = (c.review.reviewed_at - c.created_at).total_seconds() / 3600
-                    turnaround_h.append(hours)
-        turnaround_h.sort()
-        return Overview(
-            per_day=list(per_day.items()),
-            per_condition=[(c, kiosk_counts[c], review_counts[c]) for c in CONDITIONS],
-            queue_depth=self.queue_depth(),
-            reviewed=len(turnaround_h),
-            turnaround_median_h=_quantile(turnaround_h, 0.5),
-            turnaround_p90_h=_quantile(turnaround_h, 0.9),
-            kiosks=self.kiosks(),
-            latest_release=self.latest_release(),
-        )
 
     def kiosks(self) -> list[Kiosk]:
         rows = []
@@ -363,7 +496,7 @@ class ConsoleStore:
                     app_version=str(d.get("app_version", "")),
                 )
             )
-        return sorted(rows, key=lambda k: k.last_seen or _EPOCH)
+        return sorted(rows, key=lambda k: k.last_seen or EPOCH)
 
     def latest_release(self) -> str | None:
         docs = list(self.db.collection(schema.MODEL_RELEASES).stream(**BOUNDED))
@@ -371,6 +504,15 @@ class ConsoleStore:
             return None
         newest = max(docs, key=lambda d: str(d.to_dict().get("published_at", "")))
         return newest.id
+
+
+@dataclass(frozen=True)
+class SubmissionIds:
+    """The ids one form submission writes, derived on the server (decision.submission_ids)."""
+
+    review_audit: str
+    message: str
+    message_audit: str
 
 
 def _audit(action: str, case_id: str, actor: str, detail: dict[str, Any]) -> dict[str, Any]:
@@ -381,10 +523,3 @@ def _audit(action: str, case_id: str, actor: str, detail: dict[str, Any]) -> dic
         "at": firestore.SERVER_TIMESTAMP,
         "detail": detail,
     }
-
-
-def _quantile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
-    return sorted_values[index]

@@ -4,6 +4,8 @@ security checks that need no browser use Flask's test client on the same store."
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -20,10 +22,13 @@ import pytest
 
 from cloud.console.accounts import AccountError, StaffAccounts
 from cloud.console.app import ConsoleSettings, create_app
+from cloud.console.decision import submission_ids
 from cloud.console.recommendations import TEMPLATES
-from cloud.console.store import ConsoleStore
+from cloud.console.signing import ReviewSigner, load_or_create_key
+from cloud.console.store import AlreadySavedError, ConsoleStore, Reviewer
 from cloud.private_files import PrivateFileError
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.specialist_signature import KIND_REVIEW, SignedContent, verifies
 from kiosk.model.conditions import CONDITIONS
 from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, put_case, sample_images
 from tests.servers import free_port, wait_for_port
@@ -40,10 +45,38 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 USER, PASSWORD, NAME = "dr.amina", "correct horse battery", "Dr Amina K."
+REVIEWER = Reviewer(USER, NAME)
 
 
 @pytest.fixture(scope="module")
-def console(env: CloudEnv) -> Iterator[str]:
+def review_key(env: CloudEnv) -> str:
+    """`skinscan-cloud review-key`: makes the console's signing key (0600) and prints the
+    public key the kiosks are configured with."""
+    made = subprocess.run(
+        [str(CLOUD_CLI), "review-key"],
+        capture_output=True,
+        text=True,
+        env=env.environ(),
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    key_file = env.config.review_key_file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    (line,) = [x for x in made.stdout.splitlines() if x.startswith("review_public_key = ")]
+    public = line.split(" = ", 1)[1]
+    again = subprocess.run(
+        [str(CLOUD_CLI), "review-key"],
+        capture_output=True,
+        text=True,
+        env=env.environ(),
+        timeout=60,
+    )
+    assert again.stdout == made.stdout  # kept, not replaced
+    return public
+
+
+@pytest.fixture(scope="module")
+def console(env: CloudEnv, review_key: str) -> Iterator[str]:
     """`skinscan-cloud add-user`, then `skinscan-cloud review` on a free port; its base URL."""
     added = subprocess.run(
         [str(CLOUD_CLI), "add-user", USER, "--name", NAME, "--password-stdin"],
@@ -103,6 +136,23 @@ def sign_in(page, base: str, password: str = PASSWORD) -> None:
     page.wait_for_load_state()
 
 
+def review_content(case_id: str, doc: dict) -> SignedContent:
+    """What the console signed for the review in case document `doc` (cloud_schema)."""
+    r = doc["review"]
+    return SignedContent(
+        kind=KIND_REVIEW,
+        case_id=case_id,
+        kiosk_id=doc["kiosk_id"],
+        message_id="",
+        author=r["author"],
+        author_name=r["reviewer"],
+        reviewer=r["reviewer_username"],
+        label=r["label"],
+        text=r["recommendation"],
+        signed_at=r["signed_at"],
+    )
+
+
 # --------------------------------------------------------------------------- browser
 
 
@@ -118,9 +168,9 @@ def test_signed_in_reviewer_opens_the_most_urgent_case_and_reviews_it(clean, con
     put_case(clean.fb, image=images[3], status=schema.STATUS_REVIEWED)  # not in the queue
 
     sign_in(page, console)
-    rows = page.locator("table.queue tbody tr")
+    rows = page.locator("#group-waiting tbody tr")
     assert rows.count() == 4
-    links = page.locator("a.case-link")
+    links = page.locator("#group-waiting a.case-link")
     order = [links.nth(i).get_attribute("href").rsplit("/", 1)[1] for i in range(4)]
     assert order[:3] == [urgent_new, urgent_newer, soon]  # urgency first, then oldest
 
@@ -132,15 +182,15 @@ def test_signed_in_reviewer_opens_the_most_urgent_case_and_reviews_it(clean, con
         " : new Promise(r => img.onload = () => r(img.naturalWidth))"
     )
     assert image_width > 0  # streamed through the app after the login check
-    assert page.get_by_label("melanoma").is_checked()  # the kiosk's label is preselected
+    assert not page.get_by_label("melanoma").is_checked()  # suggested, never preselected
 
     page.get_by_label("basal cell carcinoma").check()
     page.get_by_label("Recommendation template").select_option("basal_cell_carcinoma")
     page.get_by_label("Your words for the health worker").fill("Please refer to Dr Salem.")
-    page.get_by_role("button", name="Submit review").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     page.wait_for_load_state()
     assert page.get_by_text("Review saved").is_visible()
-    assert page.locator("table.queue tbody tr").count() == 3
+    assert page.locator("#group-waiting tbody tr").count() == 3
 
     case = case_doc(clean.fb, urgent_new)
     assert case["status"] == schema.STATUS_REVIEWED
@@ -155,7 +205,10 @@ def test_signed_in_reviewer_opens_the_most_urgent_case_and_reviews_it(clean, con
     assert [(a["action"], a["case_id"], a["actor"]) for a in audit] == [
         ("review", urgent_new, USER)
     ]
-    assert audit[0]["detail"] == {"label": "basal_cell_carcinoma"}
+    assert audit[0]["detail"] == {
+        "label": "basal_cell_carcinoma",
+        "text_sha256": hashlib.sha256(review["recommendation"].encode()).hexdigest(),
+    }
 
 
 def test_the_message_thread_is_shown_and_answered(clean, console, page):
@@ -175,10 +228,14 @@ def test_the_message_thread_is_shown_and_answered(clean, console, page):
     page.goto(f"{console}/cases/{case_id}")
     thread = page.locator("ol.thread")
     assert "The spot has grown since last month." in thread.inner_text()
-    page.get_by_label("Reply").fill("Thank you. Please send a closer photo.")
-    page.get_by_role("button", name="Send message").click()
+    assert "kiosk kiosk-test" in thread.inner_text()  # which kiosk asked
+    page.get_by_label("Reply to the health worker").fill("Thank you. Please send a closer photo.")
+    page.get_by_role("button", name="Save", exact=True).click()
     page.wait_for_load_state()
+    assert page.get_by_text("Reply sent").is_visible()
+    page.goto(f"{console}/cases/{case_id}")
     assert "Please send a closer photo." in page.locator("ol.thread").inner_text()
+    assert case_doc(clean.fb, case_id)["status"] == schema.STATUS_UPLOADED  # a reply alone
 
     messages = [d.to_dict() for d in ref.collection(schema.MESSAGES).stream()]
     mine = [m for m in messages if m["author"] == schema.AUTHOR_DERMATOLOGIST]
@@ -201,7 +258,7 @@ def test_no_page_or_image_without_signing_in(clean, console, page):
         assert e.value.code == 302
         assert e.value.headers["Location"].startswith("/login")
     request = urllib.request.Request(
-        f"{console}/cases/{case_id}/review", data=b"label=other&recommendation=x", method="POST"
+        f"{console}/cases/{case_id}/decision", data=b"label=other&recommendation=x", method="POST"
     )
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(request)
@@ -212,11 +269,11 @@ def test_no_page_or_image_without_signing_in(clean, console, page):
 def test_a_forged_post_without_the_csrf_token_is_rejected(clean, console, page):
     case_id = put_case(clean.fb, image=sample_images()[0])
     sign_in(page, console)
-    url = f"{console}/cases/{case_id}/review"
+    url = f"{console}/cases/{case_id}/decision"
     forged = page.request.post(url, form={"label": "other", "recommendation": "forged"})
     assert forged.status == 400  # the session cookie rides along; the token does not
     page.goto(f"{console}/cases/{case_id}")
-    token = page.locator("#review-form input[name=csrf_token]").get_attribute("value")
+    token = page.locator("#decision-form input[name=csrf_token]").get_attribute("value")
     cross_site = page.request.post(
         url,
         form={"label": "other", "recommendation": "forged", "csrf_token": token},
@@ -270,14 +327,17 @@ def test_overview_shows_programme_figures(clean, console, page):
     assert "2.0 h" in page.locator(".figures").inner_text()  # median turnaround
     kiosks = page.locator("#kiosks").inner_text()
     assert "kiosk-north" in kiosks and "10 min ago" in kiosks
-    per_condition = {
-        r.locator("th").inner_text(): r.locator("td").all_inner_texts()
-        for r in page.locator("#per-condition tbody tr").all()
-    }
-    assert per_condition["melanoma"] == ["1", "1"]
-    assert per_condition["eczema"] == ["2", "0"]
-    assert page.locator("svg.chart").count() == 2
-    assert page.locator("svg.chart rect").count() >= 14
+    agreement = page.locator("#agreement-kiosk")
+    assert (
+        agreement.locator('td[data-specialist="melanoma"][data-machine="melanoma"]').inner_text()
+        == "1"
+    )
+    assert agreement.locator('td.agreement[data-specialist="melanoma"]').inner_text() == "100%"
+    per_kiosk = page.locator("#per-kiosk").inner_text()
+    assert "kiosk-test" in per_kiosk
+    assert page.locator("#cases-total").inner_text() == "3"
+    assert page.locator("svg.chart").count() == 1
+    assert page.locator("svg.chart rect").count() >= 4  # the legend and at least two days
     assert "2026.11.26" in page.locator(".figures").inner_text()  # the cloud model
 
 
@@ -295,6 +355,8 @@ def make_app(
     *,
     secure: bool = False,
     attempts: int = 3,
+    address_attempts: int = 3,
+    trusted_proxies: frozenset[str] = frozenset(),
     store: ConsoleStore | None = None,
 ):
     accounts = StaffAccounts(tmp_path / "staff.json")
@@ -306,6 +368,8 @@ def make_app(
         login_attempts=attempts,
         login_window_s=600,
         cloud_model_version="test",
+        login_attempts_per_address=address_attempts,
+        trusted_proxies=trusted_proxies,
     )
     app = create_app(settings, store or ConsoleStore(env.fb.db, env.fb.bucket), accounts)
     return app
@@ -376,18 +440,31 @@ def test_login_redirect_cannot_leave_the_site(clean, tmp_path):
     assert response.headers["Location"] == "/"
 
 
-def test_a_resent_message_form_does_not_duplicate_the_message(clean, tmp_path):
+def test_a_resent_form_does_not_duplicate_the_message(clean, tmp_path):
     case_id = put_case(clean.fb, image=sample_images()[0])
     store = ConsoleStore(clean.fb.db, clean.fb.bucket)
-    for _ in range(2):
-        store.add_message(case_id, "m" * 32, "Please come back next week.", USER, NAME)
+    signer = ReviewSigner(load_or_create_key(tmp_path / "review.key"))
+    ids = submission_ids(b"k" * 32, USER, case_id, "n" * 24)
+    store.submit(
+        case_id,
+        review=None,
+        reply="Please come back next week.",
+        reviewer=REVIEWER,
+        ids=ids,
+        signer=signer,
+    )
+    with pytest.raises(AlreadySavedError):  # the same form again: nothing written twice
+        store.submit(
+            case_id,
+            review=None,
+            reply="Please come back next week.",
+            reviewer=REVIEWER,
+            ids=ids,
+            signer=signer,
+        )
     ref = clean.fb.db.collection(schema.CASES).document(case_id)
     assert len(list(ref.collection(schema.MESSAGES).stream())) == 1
     assert len(list(clean.fb.db.collection(schema.AUDIT).stream())) == 1
-    with pytest.raises(ValueError):
-        store.submit_review(case_id, "not-a-condition", "text", USER, NAME)
-    with pytest.raises(ValueError):
-        store.submit_review(case_id, "eczema", "   ", USER, NAME)
     assert case_doc(clean.fb, case_id)["status"] == schema.STATUS_UPLOADED
 
 
@@ -415,10 +492,15 @@ def test_every_condition_has_a_recommendation_template():
     assert all(len(text) > 40 for text in TEMPLATES.values())
 
 
-def test_audit_entries_are_written_with_server_time(clean):
+def test_audit_entries_are_written_with_server_time(clean, tmp_path):
     case_id = put_case(clean.fb, image=sample_images()[0])
-    ConsoleStore(clean.fb.db, clean.fb.bucket).submit_review(
-        case_id, "eczema", "Moisturise twice daily.", USER, NAME
+    ConsoleStore(clean.fb.db, clean.fb.bucket).submit(
+        case_id,
+        review=("eczema", "Moisturise twice daily."),
+        reply=None,
+        reviewer=REVIEWER,
+        ids=submission_ids(b"k" * 32, USER, case_id, "n" * 24),
+        signer=ReviewSigner(load_or_create_key(tmp_path / "review.key")),
     )
     (entry,) = [d.to_dict() for d in clean.fb.db.collection(schema.AUDIT).stream()]
     assert entry["actor"] == USER and entry["action"] == "review"
@@ -441,6 +523,7 @@ def kiosk_sync_once(config) -> dict:
         "SKINSCAN_MIN_FREE_MB": "0",
         "FIRESTORE_EMULATOR_HOST": config.firestore_emulator_host,
         "STORAGE_EMULATOR_HOST": config.storage_emulator_host,
+        "SKINSCAN_REVIEW_PUBLIC_KEY": config.review_public_key,
     }
     result = subprocess.run(
         [str(kiosk_cli), "sync", "--once", "--json"],
@@ -454,7 +537,7 @@ def kiosk_sync_once(config) -> dict:
 
 
 def test_kiosk_case_is_classified_reviewed_in_the_browser_and_reaches_the_kiosk_inbox(
-    clean, console, page, kiosk_config
+    clean, console, page, kiosk_config, review_key
 ):
     """Kiosk saves a case → `kiosk sync --once` uploads it → the cloud worker classifies it →
     a dermatologist reviews and answers it in the browser → the kiosk's next
@@ -489,17 +572,20 @@ def test_kiosk_case_is_classified_reviewed_in_the_browser_and_reaches_the_kiosk_
     page.locator("a.case-link").first.click()
     page.wait_for_load_state()
     assert page.url.endswith(f"/cases/{saved.case_id}")
-    assert "Cloud result" in page.inner_text("main")
+    assert "Cloud: " in page.inner_text("main")
     page.get_by_label("melanoma").check()
     page.get_by_label("Recommendation template").select_option("melanoma")
     page.get_by_label("Your words for the health worker").fill("Biopsy at the district hospital.")
-    page.get_by_role("button", name="Submit review").click()
+    page.get_by_label("Reply to the health worker").fill("Please also photograph the other moles.")
+    page.get_by_role("button", name="Save", exact=True).click()  # review and reply at once
     page.wait_for_load_state()
-    page.goto(f"{console}/cases/{saved.case_id}")
-    page.get_by_label("Reply").fill("Please also photograph the other moles.")
-    page.get_by_role("button", name="Send message").click()
-    page.wait_for_load_state()
+    assert page.get_by_text("Review and reply saved").is_visible()
 
+    doc = case_doc(clean.fb, saved.case_id)
+    assert verifies(review_content(saved.case_id, doc), doc["review"]["signature"], review_key)
+
+    # The kiosk shows specialist content only when it verifies against the console's key.
+    kiosk_config = dataclasses.replace(kiosk_config, review_public_key=review_key)
     kiosk_sync_once(kiosk_config)
     with CaseStore.open(kiosk_config) as store:
         case = store.get(saved.case_id)
@@ -569,8 +655,14 @@ def test_with_firestore_unreachable_a_page_says_nothing_was_saved_within_seconds
     assert b"did not answer" in page.data
     with client.session_transaction() as s:
         token = s["csrf_token"]
-    form = {"label": "melanoma", "recommendation": "Refer.", "csrf_token": token}
-    posted = client.post(f"/cases/{'a' * 32}/review", data=form)
+    form = {
+        "label": "melanoma",
+        "template": "melanoma",
+        "recommendation": "Refer.",
+        "nonce": "n" * 24,
+        "csrf_token": token,
+    }
+    posted = client.post(f"/cases/{'a' * 32}/decision", data=form)
     assert posted.status_code == 503
     assert b"not stored yet" in posted.data
     assert time.monotonic() - start < 60  # two bounded calls, not the library's minutes
