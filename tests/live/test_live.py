@@ -162,11 +162,27 @@ def test_scan_with_a_bad_source_fails_clearly():
 
 
 def test_bench_reports_the_contract_keys():
-    r = run_kiosk("bench", "--json", "--frames", "60", "--invokes", "10", timeout=300)
+    r = run_kiosk(
+        "bench", "--json", "--frames", "60", "--invokes", "10", "--rounds", "2", timeout=300
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    for key in ("frame_ms", "invoke_ms", "float_invoke_ms", "fps", "cold_start_s", "peak_rss_mb"):
+    for key in (
+        "frame_ms",
+        "invoke_ms",
+        "float_invoke_ms",
+        "fps",
+        "cold_start_s",
+        "peak_rss_mb",
+        "frame_predecoded_ms",
+    ):
         assert isinstance(result[key], float) and result[key] > 0, key
+    # Medians of interleaved rounds, each round's figures kept beside them.
+    assert result["rounds"] == 2
+    assert len(result["frame_ms_rounds"]) == len(result["invoke_ms_rounds"]) == 2
+    lo, hi = sorted(result["invoke_ms_rounds"])
+    assert lo <= result["invoke_ms"] <= hi
+    assert np.isfinite(result["replay_share_of_gap"])
     assert {"crop", "gate", "preprocess", "invoke", "smoothing", "capture"} <= result[
         "stage_ms"
     ].keys()
