@@ -69,6 +69,15 @@ BODY_SITES: tuple[str, ...] = (
     "leg",
     "foot",
     "other",
+    # With a side (the touchscreen's Left/Right); the plain limb names above stay valid.
+    "arm_left",
+    "arm_right",
+    "hand_left",
+    "hand_right",
+    "leg_left",
+    "leg_right",
+    "foot_left",
+    "foot_right",
 )
 
 

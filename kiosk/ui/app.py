@@ -186,11 +186,17 @@ class App:
     def _handle(self, kind: str, pos: tuple[int, int]) -> None:
         button = self.button_at(pos)
         if kind == DOWN:
-            self.pressed = button.name if button and button.enabled else None
+            answers = button is not None and (button.enabled or button.refused is not None)
+            self.pressed = button.name if answers else None
             return
         pressed, self.pressed = self.pressed, None
-        if button is not None and button.name == pressed and button.action is not None:
-            button.action()  # a press counts only if it is released on the same button
+        if button is not None and button.name == pressed:
+            # A press counts only if it is released on the same button; a greyed-out one
+            # says why it is greyed out instead of doing nothing.
+            if button.action is not None:
+                button.action()
+            elif button.refused is not None:
+                button.refused()
         elif pressed is None and button is None and self.modal is None:
             self.screen.tap(pos)
 
@@ -255,7 +261,7 @@ class App:
         if self.clock() > until:
             self._toast = None
             return
-        box = ui.rect(ui.W / 2 - 260, ui.H - TAB_H - 70, 520, 58)
+        box = _toast_box(ui)
         ui.fill(box, theme.OVERLAY_DARK, radius=10)
         ui.text(
             text,
@@ -285,3 +291,19 @@ class App:
     def render_ms(self) -> float | None:
         """Median time of recent frames (events, screen update and drawing), milliseconds."""
         return statistics.median(self.frame_ms) if self.frame_ms else None
+
+
+def _toast_box(ui: Ui) -> pygame.Rect:
+    """Where a toast goes: above the tab bar, at the top or in the middle, whichever covers
+    the fewest buttons of this frame, then the least text (a toast over "Sync now" hid the
+    button it answered)."""
+    w, h = 520, 58
+    tops = (ui.H - TAB_H - h - 12, 12, (ui.H - TAB_H - h) / 2)
+    boxes = [ui.rect(ui.W / 2 - w / 2, top, w, h) for top in tops]
+
+    def covered(box: pygame.Rect) -> tuple[int, int]:
+        buttons = sum(1 for b in ui.buttons if box.colliderect(b.rect))
+        ink = [r.ink.clip(box) for r in ui.texts if r.ink is not None]
+        return buttons, sum(c.width * c.height for c in ink)
+
+    return min(boxes, key=covered)  # ties keep the first: above the tab bar

@@ -29,6 +29,8 @@ STYLES: dict[str, tuple[Color, Color]] = {  # background, text
     "selected": (theme.TEXT, (255, 255, 255)),
     "key": (theme.PANEL, theme.TEXT),
 }
+LABEL_PAD = 10  # design units between a button's side and its words
+WIDE_BUTTON = 100  # design units: narrower keys hold one glyph and keep a padding of 8
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Button:
     label: str
     action: Callable[[], None] | None
     enabled: bool = True
+    # A disabled button still answers a tap with this (e.g. says why it is greyed out).
+    refused: Callable[[], None] | None = None
 
 
 class Ui:
@@ -144,6 +148,7 @@ class Ui:
         enabled: bool = True,
         size: float = theme.BUTTON,
         badge: int = 0,
+        refused: Callable[[], None] | None = None,
     ) -> Button:
         bg, fg = STYLES[style]
         if not enabled:
@@ -154,7 +159,10 @@ class Ui:
         if style in ("secondary", "key"):
             self.fill(rect, theme.LINE, radius=8, width=max(1, self.px(1)))
         pad = self.px(8)
-        inner = rect.inflate(-2 * pad, -pad)
+        # Words keep a clear margin from the button's sides (they looked stuck to the edge);
+        # a key too narrow for that keeps the old 8 (one glyph, centred).
+        side_pad = self.px(LABEL_PAD) if rect.width >= self.px(WIDE_BUTTON) else pad
+        inner = rect.inflate(-2 * side_pad, -pad)
         if badge:  # keep the words clear of the count's dot on the end side
             room = self.px(24)
             inner = pygame.Rect(
@@ -177,7 +185,15 @@ class Ui:
             self.text(label, inner, size=size, color=fg, align="center", valign="middle", bold=True)
         if badge:
             self._badge(rect, badge)
-        button = Button(name, pygame.Rect(rect), label, action if enabled else None, enabled)
+        button = Button(
+            name, pygame.Rect(rect), label, action if enabled else None, enabled, refused
+        )
+        self.buttons.append(button)
+        return button
+
+    def hotspot(self, name: str, rect: pygame.Rect, action: Callable[[], None]) -> Button:
+        """A tappable area drawn by the caller (a picture): a button with no face of its own."""
+        button = Button(name, pygame.Rect(rect), "", action)
         self.buttons.append(button)
         return button
 

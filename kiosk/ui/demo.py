@@ -50,6 +50,16 @@ def verdict_for(label: str, p: float, stable: bool = True) -> Verdict:
     return Verdict(decision_for(label, p), stable=stable, frames_used=8)
 
 
+def escalated_verdict(label: str = "actinic_keratosis", p: float = 0.56) -> Verdict:
+    """Top label `label` (not a cancer), but enough summed cancer probability to be urgent:
+    the screens must say that skin cancer cannot be ruled out."""
+    cancer = {"melanoma": 0.22, "basal_cell_carcinoma": 0.12}
+    rest = (1.0 - p - sum(cancer.values())) / (len(CONDITIONS) - 1 - len(cancer))
+    probs = {c: cancer.get(c, rest) for c in CONDITIONS}
+    probs[label] = p
+    return Verdict(decide(probs, THRESHOLDS), stable=True, frames_used=8)
+
+
 @dataclass
 class StaticPipeline:
     """A pipeline whose snapshot is whatever the test or renderer sets."""

@@ -115,18 +115,32 @@ def _back(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
         )
 
 
+def _cloud_shape(s: pygame.Surface, r: pygame.Rect, c: tuple[int, ...], inset: float) -> None:
+    """A filled cloud (three bumps on a flat base), shrunk by `inset` pixels all round."""
+    base = r.top + r.height * 0.78
+    bumps = ((0.3, 0.2, 0.19), (0.55, 0.34, 0.27), (0.77, 0.22, 0.17))
+    for fx, up, rad in bumps:
+        centre = (r.left + r.width * fx, base - r.height * up)
+        pygame.draw.circle(s, c, centre, max(1.0, r.height * rad - inset))
+    body = pygame.Rect(0, 0, r.width * 0.74 - 2 * inset, r.height * 0.26 - 2 * inset)
+    body.bottomleft = (round(r.left + r.width * 0.12 + inset), round(base - inset))
+    pygame.draw.rect(s, c, body, border_radius=max(1, round(body.height / 2)))
+
+
 def _cloud(s: pygame.Surface, r: pygame.Rect, c: Color, w: int) -> None:
-    base = r.top + r.height * 0.72
-    pygame.draw.circle(s, c, (r.left + r.width * 0.32, base - r.height * 0.14), r.height * 0.2, w)
-    pygame.draw.circle(s, c, (r.left + r.width * 0.56, base - r.height * 0.26), r.height * 0.28, w)
-    pygame.draw.circle(s, c, (r.left + r.width * 0.78, base - r.height * 0.12), r.height * 0.17, w)
-    pygame.draw.line(s, c, (r.left + r.width * 0.18, base), (r.left + r.width * 0.9, base), w)
+    # An outline of the whole silhouette: the filled cloud, then the same cloud `w` smaller
+    # punched out (stroked circles crossed each other inside the old icon).
+    layer = pygame.Surface(r.size, pygame.SRCALPHA)
+    local = pygame.Rect((0, 0), r.size)
+    _cloud_shape(layer, local, (*c, 255), 0)
+    _cloud_shape(layer, local, (0, 0, 0, 0), w)
+    s.blit(layer, r.topleft)
 
 
 def _online(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
     _cloud(s, r, c, _stroke(r))
-    small = pygame.Rect(0, 0, r.width * 0.4, r.height * 0.4)
-    small.midtop = (r.centerx, r.top + r.height * 0.58)
+    small = pygame.Rect(0, 0, r.width * 0.36, r.height * 0.32)
+    small.center = (r.left + r.width * 0.52, r.top + r.height * 0.56)
     _check(s, small, c, mirror)
 
 
@@ -240,6 +254,57 @@ def _down(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
     _chevron(s, r, c, False)
 
 
+def _steady(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
+    # "The result has settled": a ring with a dot, neutral on purpose (a tick read as "fine").
+    w = _stroke(r)
+    rad = min(r.width, r.height) // 2 - w // 2
+    pygame.draw.circle(s, c, r.center, rad, w)
+    pygame.draw.circle(s, c, r.center, max(2, rad * 0.38))
+
+
+def _save(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
+    # An arrow down into a tray: keeping something, with no "all is well" tick in it.
+    w = _stroke(r)
+    x = r.centerx
+    pygame.draw.line(s, c, (x, r.top + r.height * 0.1), (x, r.top + r.height * 0.62), w)
+    for dx in (-1, 1):
+        pygame.draw.line(
+            s, c, (x, r.top + r.height * 0.64), (x + dx * r.width * 0.24, r.top + r.height * 0.4), w
+        )
+    tray = [
+        (r.left + r.width * 0.1, r.top + r.height * 0.6),
+        (r.left + r.width * 0.1, r.bottom - r.height * 0.1),
+        (r.right - r.width * 0.1, r.bottom - r.height * 0.1),
+        (r.right - r.width * 0.1, r.top + r.height * 0.6),
+    ]
+    pygame.draw.lines(s, c, False, tray, w)
+
+
+def _review(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
+    # A written page: a specialist's review, whatever it says.
+    w = _stroke(r)
+    page = pygame.Rect(0, 0, r.width * 0.66, r.height * 0.86)
+    page.center = r.center
+    pygame.draw.rect(s, c, page, w, border_radius=w)
+    for i in range(3):
+        y = page.top + page.height * (0.3 + 0.2 * i)
+        right = page.right - page.width * (0.45 if i == 2 else 0.22)
+        left = page.left + page.width * 0.22
+        if mirror:
+            left, right = page.right - (right - page.left), page.right - page.width * 0.22
+        pygame.draw.line(s, c, (left, y), (right, y), max(1, w - 1))
+
+
+def _zoom(s: pygame.Surface, r: pygame.Rect, c: Color, mirror: bool) -> None:
+    # A magnifier: "tap to see it bigger".
+    w = _stroke(r)
+    rad = min(r.width, r.height) * 0.3
+    centre = (r.left + r.width * 0.42, r.top + r.height * 0.42)
+    pygame.draw.circle(s, c, centre, rad, w)
+    start = (centre[0] + rad * 0.7, centre[1] + rad * 0.7)
+    pygame.draw.line(s, c, start, (r.right - r.width * 0.1, r.bottom - r.height * 0.1), w + 1)
+
+
 ICONS: dict[str, Callable[[pygame.Surface, pygame.Rect, Color, bool], None]] = {
     "warning": _warning,
     "clock": _clock,
@@ -261,6 +326,10 @@ ICONS: dict[str, Callable[[pygame.Surface, pygame.Rect, Color, bool], None]] = {
     "backspace": _backspace,
     "up": _up,
     "down": _down,
+    "steady": _steady,
+    "save": _save,
+    "review": _review,
+    "zoom": _zoom,
 }
 
 

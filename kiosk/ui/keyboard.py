@@ -2,7 +2,10 @@
 
 Latin letters follow the language's usual layout (QWERTY, or AZERTY with the French accents),
 and an Arabic page is one key away. `allowed` filters what may be typed (the patient
-reference takes letters, digits, spaces and '-' only); keys it refuses are shown disabled.
+reference takes letters, digits, spaces and '-' only); keys it refuses are shown disabled, and
+a tap on one says why (`refusal`) instead of doing nothing. Shift works like caps lock: it stays
+on until it is pressed again (one letter at a time gave references like "Cl-0412"); `upper`
+types capitals only (references). Keys are at least 12 units apart: gloves.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from dataclasses import dataclass, field
 from kiosk.ui import theme
 from kiosk.ui.canvas import Ui
 
-DIGITS_ROW = "1234567890-.,?"
+# At most 13 keys a row: with 12-unit gaps each key stays wider than a 48 px target.
+DIGITS_ROW = "1234567890-.,"
 LATIN_ROWS: dict[str, tuple[str, ...]] = {
-    "en": ("qwertyuiop", "asdfghjkl'", "zxcvbnm"),
-    "fr": ("azertyuiop", "qsdfghjklm", "wxcvbnéèàç"),
+    "en": ("qwertyuiop", "asdfghjkl'?", "zxcvbnm"),
+    "fr": ("azertyuiop", "qsdfghjklm?", "wxcvbnéèàç"),
 }
-ARABIC_ROWS: tuple[str, ...] = ("ضصثقفغعهخحجد", "شسيبلاتنمكط", "ذئءؤرىةوزظ")
+ARABIC_ROWS: tuple[str, ...] = ("ضصثقفغعهخحجد", "شسيبلاتنمكط؟", "ذئءؤرىةوزظ")
 MARGIN = 8
-GAP = 6
+GAP = 12
 
 
 @dataclass
@@ -33,7 +37,10 @@ class Keyboard:
     allowed: Callable[[str], bool] = field(default=lambda ch: True)
     language: str = "en"
     page: str = ""  # "latin" or "arabic"; empty: the language's own script
-    shift: bool = False
+    shift: bool = False  # caps lock: stays on until pressed again
+    upper: bool = False  # capitals only (patient references); no Shift key
+    refusal: str = ""  # said when a refused key is tapped; empty: the keyboard's own words
+    note: str = ""  # what the last refused tap said, shown until the next key
 
     def __post_init__(self) -> None:
         if not self.page:
@@ -42,14 +49,27 @@ class Keyboard:
     # ---- editing --------------------------------------------------------------------------
 
     def type(self, ch: str) -> None:
-        if self.shift:
-            ch = ch.upper()
-            self.shift = False
+        ch = self._cased(ch)
         if len(self.text) < self.max_len and self.allowed(ch):
             self.text += ch
+            self.note = ""
+
+    def _cased(self, ch: str) -> str:
+        return ch.upper() if self.shift or self.upper else ch
+
+    def toggle_shift(self) -> None:
+        self.shift = not self.shift
+
+    def refuse(self, ch: str, ui: Ui) -> None:
+        """A tap on a greyed-out key: say why rather than nothing."""
+        if len(self.text) >= self.max_len:
+            self.note = ui.t("keyboard.full")
+        else:
+            self.note = self.refusal or ui.t("keyboard.not_allowed")
 
     def backspace(self) -> None:
         self.text = self.text[:-1]
+        self.note = ""
 
     def toggle_page(self) -> None:
         self.page = "latin" if self.page == "arabic" else "arabic"
@@ -65,7 +85,13 @@ class Keyboard:
         W, H = ui.W, ui.H  # noqa: N806 - design units
         ui.surface.fill(theme.BACKGROUND)
         ui.text(
-            self.title, ui.rect(MARGIN, 4, W - 2 * MARGIN, 34), size=theme.SMALL, color=theme.MUTED
+            self.note or self.title,
+            ui.rect(MARGIN, 6, W - 2 * MARGIN, 32),
+            size=theme.SMALL,
+            min_size=theme.MIN,
+            valign="middle",
+            color=theme.DANGER if self.note else theme.MUTED,
+            bold=bool(self.note),
         )
         field_rect = ui.rect(MARGIN, 40, W - 2 * MARGIN, 70)
         ui.fill(field_rect, theme.PANEL, radius=6)
@@ -91,15 +117,15 @@ class Keyboard:
             used = key_w * n + GAP * (len(row) + (1 if extra else 0) - 1)
             x = (W - used) / 2
             for ch in row:
-                label = ch.upper() if self.shift else ch
                 ui.button(
                     f"key:{ch}",
                     ui.rect(x, y, key_w, row_h, mirror=False),
-                    label,
+                    self._cased(ch),
                     lambda ch=ch: self.type(ch),
                     style="key",
-                    enabled=self.allowed(ch) and len(self.text) < self.max_len,
+                    enabled=self.allowed(self._cased(ch)) and len(self.text) < self.max_len,
                     size=theme.HEAD,
+                    refused=lambda ch=ch: self.refuse(ch, ui),
                 )
                 x += key_w + GAP
             if extra:
@@ -129,16 +155,17 @@ class Keyboard:
             "key:page", ui.rect(x, y, widths["page"], h, mirror=False), page_label, self.toggle_page
         )
         x += widths["page"] + GAP
-        if self.page == "latin":
+        if self.page == "latin" and not self.upper:
             ui.button(
                 "key:shift",
                 ui.rect(x, y, widths["shift"], h, mirror=False),
                 ui.t("keyboard.shift"),
-                lambda: setattr(self, "shift", not self.shift),
+                self.toggle_shift,
                 style="selected" if self.shift else "secondary",
                 size=theme.SMALL,
             )
-        x += widths["shift"] + GAP
+        if not self.upper:  # capitals only: no Shift, a wider space bar
+            x += widths["shift"] + GAP
         space_w = W - MARGIN - widths["done"] - GAP - x
         ui.button(
             "key:space",
@@ -146,6 +173,7 @@ class Keyboard:
             ui.t("keyboard.space"),
             lambda: self.type(" "),
             enabled=self.allowed(" ") and len(self.text) < self.max_len,
+            refused=lambda: self.refuse(" ", ui),
         )
         ui.button(
             "key:done",

@@ -165,7 +165,10 @@ def run_ui(args: argparse.Namespace) -> int:
 
     sync = _sync_service(config, store, take_new_model)
 
-    pygame.init()
+    quiet_audio()
+    # Display and fonts only: the mixer is never started (nothing here plays a sound).
+    pygame.display.init()
+    pygame.font.init()
     flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
     surface = pygame.display.set_mode((0, 0) if flags else WINDOW, flags)
     pygame.display.set_caption("Skinscan")

@@ -48,7 +48,11 @@ class _Sync:
 
 
 def _states(
-    app: App, pipeline: demo.StaticPipeline, sync: _Sync, case_id: str
+    app: App,
+    pipeline: demo.StaticPipeline,
+    sync: _Sync,
+    case_ids: Sequence[str],
+    config: KioskConfig,
 ) -> dict[str, Callable[[], None]]:
     now = datetime.now(UTC)
 
@@ -72,6 +76,55 @@ def _states(
         app.go("save")
         screen = app.screens["save"]
         screen.consent, screen.patient_ref, screen.body_site = True, "CL-0412", "arm"
+        screen.side = "left"
+
+    def save_urgent(use_code: bool) -> Callable[[], None]:
+        def enter() -> None:
+            report(demo.verdict_for("melanoma", 0.71))()
+            app.go("save")
+            screen = app.screens["save"]
+            screen.consent, screen.body_site, screen.use_code = True, "back", use_code
+            if not use_code:
+                screen.save()  # refused: an urgent case needs a reference or the code
+
+        return enter
+
+    def receipt(confirm: bool) -> Callable[[], None]:
+        def enter() -> None:
+            app.go("receipt", case_id=case_ids[1 if confirm else 0], confirm=confirm)
+
+        return enter
+
+    def picture() -> None:
+        report(demo.verdict_for("melanoma", 0.71))()
+        app.step()  # the report draws its picture, which the full-screen view then shows
+        app.screens["report"].enlarge()
+
+    def keyboard_refused() -> None:
+        keyboard()
+        assert app.modal is not None
+        app.step()  # the keys exist once drawn
+        app.modal.refuse(".", app.last_ui)
+
+    def not_set_up() -> None:
+        queue(SyncStatus.offline(1), set_up=False)()
+
+    def sync_asked() -> None:
+        queue(SyncStatus(True, False, 1, now - timedelta(minutes=3)))()
+        app.step()
+        app.screens["queue"].sync_now()
+
+    def scan_language() -> None:
+        scan(demo.verdict_for("eczema", 0.82))()
+        app.screens["scan"].languages.open = True
+
+    def settings_exit() -> None:
+        app.go("settings")
+        app.screens["settings"].exit()
+
+    def pin_typing() -> None:
+        app.go("pin")
+        app.screens["pin"].digits = "246813"
 
     def save_disk_full() -> None:
         save()
@@ -81,9 +134,11 @@ def _states(
         save()
         app.screens["save"].edit_ref()
 
-    def queue(status: SyncStatus) -> Callable[[], None]:
+    def queue(status: SyncStatus, set_up: bool = True) -> Callable[[], None]:
         def enter() -> None:
             sync.status = status
+            # Sending set up (a key file configured), or not set up at all.
+            app.config = config if set_up else replace(config, credentials=None)
             app.go("queue")
 
         return enter
@@ -122,9 +177,25 @@ def _states(
             )
         ),
         "inbox": lambda: app.go("inbox"),
-        "thread": lambda: app.go("thread", case_id=case_id),
+        "thread": lambda: app.go("thread", case_id=case_ids[1]),
         "pin_wrong": pin_wrong,
         "settings": lambda: app.go("settings"),
+        # Issue 18: nothing reads as an all-clear, reasons in words, codes, honest sync state.
+        "scan_none_found": scan(demo.verdict_for("other", 0.9)),
+        "scan_not_ruled_out": scan(demo.escalated_verdict()),
+        "scan_language": scan_language,
+        "report_none_found": report(demo.verdict_for("other", 0.9)),
+        "report_not_ruled_out": report(demo.escalated_verdict()),
+        "picture": picture,
+        "save_urgent": save_urgent(use_code=False),
+        "save_urgent_code": save_urgent(use_code=True),
+        "keyboard_refused": keyboard_refused,
+        "receipt": receipt(confirm=False),
+        "receipt_urgent_code": receipt(confirm=True),
+        "queue_not_set_up": not_set_up,
+        "queue_sync_asked": sync_asked,
+        "settings_exit": settings_exit,
+        "pin_typing": pin_typing,
     }
 
 
@@ -155,14 +226,21 @@ def _render_language(
     painter: TextPainter,
 ) -> list[RenderedScreen]:
     rendered = []
-    config = KioskConfig(data_dir=tmp, kiosk_id="kiosk-demo01", language=language)
+    # A key file is configured (it need not exist: no state here syncs), so the queue states
+    # show online and offline; "queue_not_set_up" takes it away.
+    config = KioskConfig(
+        data_dir=tmp,
+        kiosk_id="kiosk-demo01",
+        language=language,
+        credentials=tmp / "service-account.json",
+    )
     with CaseStore.open(config) as store:
         case_ids = demo.fill_store(store)
         pipeline = demo.StaticPipeline(demo.snapshot(None))
         sync = _Sync(SyncStatus.offline(3))
         services = Services(pipeline, store, sync, lambda: None, "demo-1")
         app = App(services, config, pygame.Surface(size), painter=painter)
-        table = _states(app, pipeline, sync, case_ids[1])
+        table = _states(app, pipeline, sync, case_ids, config)
         try:
             for state in states or table:
                 table[state]()

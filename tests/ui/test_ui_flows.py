@@ -43,11 +43,15 @@ class Kiosk:
     cameras: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def kiosk(tmp_path: Path):
+def _kiosk(tmp_path: Path, set_up: bool = True):
     pygame.init()
     screen = pygame.display.set_mode(SIZE)
-    config = KioskConfig(data_dir=tmp_path, kiosk_id="kiosk-test01", admin_pin="2468")
+    # Sending is set up (a key file is configured; nothing here reaches the network), unless
+    # the test is about a kiosk where it is not.
+    credentials = tmp_path / "service-account.json" if set_up else None
+    config = KioskConfig(
+        data_dir=tmp_path, kiosk_id="kiosk-test01", admin_pin="2468", credentials=credentials
+    )
     store = CaseStore.open(config)
     pipeline = demo.StaticPipeline(demo.snapshot(demo.verdict_for("eczema", 0.82)))
     clock = FakeClock()
@@ -67,6 +71,16 @@ def kiosk(tmp_path: Path):
     app.tasks.close()
     store.close()
     pygame.display.quit()
+
+
+@pytest.fixture
+def kiosk(tmp_path: Path):
+    yield from _kiosk(tmp_path)
+
+
+@pytest.fixture
+def kiosk_not_set_up(tmp_path: Path):
+    yield from _kiosk(tmp_path, set_up=False)
 
 
 def _finger(kind: int, pos: tuple[int, int]) -> pygame.event.Event:
@@ -126,17 +140,20 @@ def test_scan_report_save_queue_lands_in_the_store(kiosk: Kiosk) -> None:
     assert app.modal is None
     tap(app, "site:arm")
     tap(app, "save")
-    settle(app, lambda: app.screen.name == "queue")
+    settle(app, lambda: app.screen.name == "receipt")
+    tap(app, "receipt:done")
+    assert app.screen.name == "queue"
 
     cases = kiosk.store.list_cases()
     assert len(cases) == 1
     case = cases[0]
-    assert (case.patient_ref, case.body_site, case.consent) == ("cl 42", "arm", True)
+    # References are typed in capitals whatever Shift did (they are codes, not names).
+    assert (case.patient_ref, case.body_site, case.consent) == ("CL 42", "arm", True)
     assert case.on_device.label == "eczema" and case.on_device.model_version == "test-1"
     assert case.image_path is not None and case.image_path.is_file()
     assert kiosk.pipeline.resets == 1  # the next scan starts afresh
     app.step()
-    assert any("cl 42" in t for t in texts(app))  # the queue lists the new case
+    assert any("CL 42" in t for t in texts(app))  # the queue lists the new case
     assert app.strings.t("queue.waiting", n=1) in texts(app)
 
 
@@ -297,6 +314,8 @@ def test_settings_pin_wrong_then_right(kiosk: Kiosk) -> None:
     settle(app, lambda: kiosk.cameras == ["demo"])
     assert kiosk.store.get_value("ui.camera") == "demo"
     tap(app, "exit")
+    assert app.running  # it asks first
+    tap(app, "exit:confirm")
     assert app.running is False
 
 
@@ -358,3 +377,237 @@ def test_kiosk_run_screenshots_and_the_bench_figure(tmp_path: Path) -> None:
 
     assert len(list(tmp_path.glob("*/*.png"))) == len(STATES) * len(ui_languages())
     assert 0 < ui_frame_ms(frames=5) < 1000
+
+
+# ---- what a health worker and a patient saw (issue 18) ---------------------------------------
+
+
+def _green_pixels(app: App) -> int:
+    surface = app.surface
+    w, h = surface.get_size()
+    return sum(
+        1 for x in range(0, w, 2) for y in range(0, h, 2) if surface.get_at((x, y))[:3] == theme.OK
+    )
+
+
+def _save_from_scan(app: App, verdict) -> None:
+    """Scan → Capture → Save case → consent ticked (the save screen is showing)."""
+    app.services.pipeline.snap = demo.snapshot(verdict)
+    app.step()
+    tap(app, "capture")
+    tap(app, "save_case")
+    tap(app, "consent")
+
+
+def test_a_saved_case_shows_as_waiting_at_once(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    # The sync worker's own count is from its last pass, before this case existed.
+    stale = SyncStatus(True, False, 0, datetime.now(UTC))
+    app.services.sync_status = lambda: stale
+    tap(app, "tab:cases")
+    assert app.strings.t("queue.all_sent") in texts(app)
+    tap(app, "tab:scan")
+    _save_from_scan(app, demo.verdict_for("eczema", 0.82))
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    tap(app, "receipt:done")
+    assert app.screen.name == "queue"
+    shown = texts(app)
+    assert app.strings.t("queue.waiting", n=1) in shown  # not "Everything is sent"
+    assert app.strings.t("queue.all_sent") not in shown
+    assert app.counts().waiting == 1  # the tab badge says the same
+
+
+def test_sync_not_set_up_says_so_and_is_not_called_offline(kiosk_not_set_up: Kiosk) -> None:
+    app = kiosk_not_set_up.app
+    tap(app, "tab:cases")
+    shown = texts(app)
+    assert app.strings.t("queue.not_set_up_text") in shown
+    assert app.strings.t("queue.not_set_up") in shown
+    assert app.strings.t("queue.offline") not in shown
+    assert not app.button("sync_now").enabled
+    tap(app, "sync_now")  # greyed out: nothing is asked, the reason stays in view
+    app.tasks.poll()
+    assert kiosk_not_set_up.sync_requests == []
+    assert app.strings.t("queue.sync_asked") not in texts(app)
+    assert app.strings.t("queue.not_set_up_text") in texts(app)
+
+
+def test_sync_now_is_answered_beside_the_button_not_over_it(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:cases")
+    tap(app, "sync_now")
+    settle(app, lambda: kiosk.sync_requests == [1])
+    shown = [r for r in app.last_ui.texts if r.text == app.strings.t("queue.sync_asked")]
+    assert shown and not shown[0].ink.colliderect(app.button("sync_now").rect)
+
+
+def test_none_found_shows_no_tick_and_no_percentage(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.pipeline.snap = demo.snapshot(demo.verdict_for("other", 0.98))
+    app.step()
+    shown = texts(app)
+    assert app.strings.advice("condition.other.title") in shown
+    assert not any("98" in t or "%" in t for t in shown)
+    assert app.strings.t("scan.none_caveat") in shown  # the caveat on the scan screen itself
+    assert _green_pixels(app) == 0
+    tap(app, "capture")
+    assert app.screen.name == "report"
+    assert not any("%" in t for t in texts(app))
+    assert _green_pixels(app) == 0
+
+
+def test_urgency_from_the_cancer_sum_gives_its_reason(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.pipeline.snap = demo.snapshot(demo.escalated_verdict())
+    app.step()
+    shown = texts(app)
+    assert app.strings.t("scan.urgent_not_ruled_out") in shown
+    assert app.strings.t("scan.urgent") not in shown
+    tap(app, "capture")
+    assert app.strings.t("report.not_ruled_out") in texts(app)
+
+
+def test_an_urgent_case_without_a_reference_needs_the_code(kiosk: Kiosk) -> None:
+    from kiosk.ui.case_code import case_code
+
+    app, store = kiosk.app, kiosk.store
+    _save_from_scan(app, demo.verdict_for("melanoma", 0.71))
+    tap(app, "save")
+    settle(app, lambda: not app.tasks.busy)
+    assert app.screen.name == "save" and store.list_cases() == []  # refused, nothing written
+    assert app.strings.t("save.ref_or_code") in texts(app)
+    tap(app, "use_code")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    (case,) = store.list_cases()
+    code = case_code(case.case_id)
+    assert code in texts(app)
+    # The only way on is to say the code was written down (no tab bar on the receipt).
+    assert app.button("receipt:done").label == app.strings.t("receipt.wrote_it")
+    assert not any(b.name.startswith("tab:") for b in app.last_ui.buttons)
+    tap(app, "receipt:done")
+    assert app.screen.name == "queue"
+    assert any(code in t for t in texts(app))  # Cases lists it by its code
+
+
+def test_an_urgent_case_with_a_reference_saves_without_the_code_step(kiosk: Kiosk) -> None:
+    app, store = kiosk.app, kiosk.store
+    _save_from_scan(app, demo.verdict_for("melanoma", 0.71))
+    tap(app, "patient_ref")
+    type_text(app, "m7")
+    tap(app, "key:done")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    assert store.list_cases()[0].patient_ref == "M7"
+    assert app.button("receipt:done").label == app.strings.t("receipt.done")
+
+
+def test_a_limb_is_saved_with_its_side_and_a_side_alone_says_why_not(kiosk: Kiosk) -> None:
+    app, store = kiosk.app, kiosk.store
+    _save_from_scan(app, demo.verdict_for("eczema", 0.82))
+    assert not app.button("side:left").enabled
+    tap(app, "side:left")  # no limb chosen: greyed out, and it says why
+    assert app.strings.t("save.side_first") in texts(app)
+    tap(app, "site:leg")
+    tap(app, "side:right")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    assert store.list_cases()[0].body_site == "leg_right"
+
+
+def test_not_sure_makes_retake_the_main_action(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    kiosk.pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.38))
+    app.step()
+    tap(app, "capture")
+    shown = texts(app)
+    assert app.strings.t("report.unsure_banner") in shown
+    assert app.strings.advice("urgency.soon.title") not in shown  # banner and text agree
+    assert app.button("scan_again").label == app.strings.t("report.retake")
+    retake = app.button("scan_again").rect
+    assert app.surface.get_at((retake.left + 4, retake.centery))[:3] == theme.PRIMARY
+    tap(app, "scan_again")
+    assert app.screen.name == "scan"
+
+
+def test_the_report_picture_opens_full_screen(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "capture")
+    small = app.button("picture").rect
+    tap(app, "picture")
+    assert app.screen.name == "picture"
+    big = app.button("picture:image").rect
+    assert big.width * big.height > 4 * small.width * small.height
+    tap(app, "picture:close")
+    assert app.screen.name == "report"
+
+
+def test_exit_asks_first(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    for d in "2468":
+        tap(app, f"pin:{d}")
+    tap(app, "pin:ok")
+    tap(app, "exit")
+    assert app.running and app.strings.t("settings.exit_confirm") in texts(app)
+    tap(app, "exit:cancel")
+    assert app.running and app.button("exit").enabled  # back to the settings
+    tap(app, "exit")
+    tap(app, "exit:confirm")
+    assert app.running is False
+
+
+def test_the_language_changes_on_the_scan_screen_without_a_pin(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "language")
+    tap(app, "language:ar")
+    assert app.strings.language == "ar" and app.screen.name == "scan"
+    assert kiosk.store.get_value("ui.language") == "ar"
+    assert app.button("capture").enabled
+
+
+def test_shift_stays_on_until_pressed_again_and_refused_keys_say_why(kiosk: Kiosk) -> None:
+    app, store = kiosk.app, kiosk.store
+    case_ids = demo.fill_store(store)
+    app.go("thread", case_id=case_ids[1])
+    app.step()
+    tap(app, "reply")
+    tap(app, "key:shift")
+    type_text(app, "ok")
+    tap(app, "key:shift")
+    type_text(app, "go")
+    assert app.modal.text == "OKgo"  # caps lock: not one letter at a time
+    tap(app, "key:cancel")
+
+    tap(app, "tab:scan")
+    _save_from_scan(app, demo.verdict_for("eczema", 0.82))
+    tap(app, "patient_ref")
+    assert "key:shift" not in {b.name for b in app.last_ui.buttons}  # capitals only
+    tap(app, "key:.")
+    assert app.strings.t("save.ref_chars") in texts(app)
+    assert app.modal.text == ""
+
+
+def test_the_pin_pad_shows_typed_digits_only(kiosk: Kiosk) -> None:
+    app = kiosk.app
+    tap(app, "tab:settings")
+    app.step()
+    empty = pygame.image.tobytes(app.surface, "RGB")
+    for d in "24":
+        tap(app, f"pin:{d}")
+    assert pygame.image.tobytes(app.surface, "RGB") != empty
+    app.screens["pin"].digits = ""
+    app.step()
+    assert pygame.image.tobytes(app.surface, "RGB") == empty  # nothing drawn for "expected"
+
+
+def test_the_kiosk_asks_sdl_for_no_sound() -> None:
+    from kiosk.ui.launch import quiet_audio
+
+    env: dict[str, str] = {}
+    quiet_audio(env)
+    assert env == {"SDL_AUDIODRIVER": "dummy"}
+    env = {"SDL_AUDIODRIVER": "alsa"}  # an explicit choice is kept
+    quiet_audio(env)
+    assert env == {"SDL_AUDIODRIVER": "alsa"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -13,6 +14,7 @@ import pygame
 import pytest
 
 from kiosk.cases.sync_status import SyncProblem
+from kiosk.ui import theme
 from kiosk.ui.geometry import MIN_TARGET_PX
 from kiosk.ui.i18n import Strings, ui_languages
 from kiosk.ui.render import RenderedScreen, render_all_screens
@@ -36,10 +38,27 @@ STATES = (
     "thread",
     "pin_wrong",
     "settings",
+    "scan_none_found",
+    "scan_not_ruled_out",
+    "scan_language",
+    "report_none_found",
+    "report_not_ruled_out",
+    "picture",
+    "save_urgent",
+    "save_urgent_code",
+    "keyboard_refused",
+    "receipt",
+    "receipt_urgent_code",
+    "queue_not_set_up",
+    "queue_sync_asked",
+    "settings_exit",
+    "pin_typing",
 )
 # Laid out in the same place in every language: a keyboard and a keypad keep their physical
 # order (and a keypad sits at the end side as a block).
 UNMIRRORED = ("key:", "pin:")
+EDGE_PX = 6  # the least room between any text and the window's edge, at 800×480
+LABEL_ROOM_PX = 10  # the least room between a button's words and its sides, at 800×480
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +95,9 @@ def test_text_fits_its_box_and_is_never_cut(which: str, request: pytest.FixtureR
                 continue
             assert record.box.contains(record.ink), f"{where} spills out of {record.box}"
             assert screen.contains(record.ink), where
+            # Not stuck to the glass either: ink keeps clear of the window's edges.
+            edge = round(EDGE_PX * scale)
+            assert screen.inflate(-2 * edge, -2 * edge).contains(record.ink), f"{where} at edge"
             assert not record.truncated or record.cut_ok, f"{where} was cut"
             if not record.cut_ok and len(record.text) > 3:
                 assert record.size >= round(MIN * scale), f"{where} shrank to {record.size}px"
@@ -143,3 +165,102 @@ def test_every_sync_problem_the_screen_shows_has_a_text() -> None:
         for problem in SyncProblem:
             if problem is not SyncProblem.MODEL_REJECTED:
                 assert strings.has(f"sync_problem.{problem}"), (language, problem)
+
+
+def _shots_of(shots: list[RenderedScreen], state: str) -> list[RenderedScreen]:
+    found = [s for s in shots if s.state == state]
+    assert {s.language for s in found} == set(ui_languages()), state
+    return found
+
+
+def _colours(shot: RenderedScreen) -> set[tuple[int, int, int]]:
+    image = pygame.image.load(str(shot.path))
+    w, h = image.get_size()
+    return {tuple(image.get_at((x, y)))[:3] for x in range(w) for y in range(0, h, 2)}
+
+
+def test_button_words_keep_clear_of_the_buttons_sides(shots: list[RenderedScreen]) -> None:
+    """'Cuir chevelu', 'Terminé' touched their keys' edges: wide buttons keep room."""
+    checked = 0
+    for shot in shots:
+        labelled = [b for b in shot.buttons if b.label and b.rect.width >= 100]
+        for button in labelled:
+            inside = [
+                r
+                for r in shot.texts
+                if r.text == button.label and r.ink is not None and button.rect.contains(r.box)
+            ]
+            assert inside, f"{shot.language}/{shot.state}: {button.name}"
+            ink = inside[0].ink
+            room = min(ink.left - button.rect.left, button.rect.right - ink.right)
+            assert room >= LABEL_ROOM_PX, f"{shot.language}/{shot.state}: {button.name} {room}px"
+            checked += 1
+    assert checked > 300
+
+
+def test_none_found_shows_no_tick_no_number_and_its_caveat(shots: list[RenderedScreen]) -> None:
+    for state in ("scan_none_found", "report_none_found"):
+        for shot in _shots_of(shots, state):
+            strings = Strings.for_language(shot.language)
+            shown = [r.text for r in shot.texts]
+            assert not any("%" in t for t in shown), (shot.language, state)
+            assert theme.OK not in _colours(shot), f"{shot.language}/{state}: a green tick"
+            if state == "scan_none_found":  # the caveat where the patient watches
+                assert strings.t("scan.none_caveat") in shown, shot.language
+
+
+def test_no_green_tick_beside_a_possible_cancer(shots: list[RenderedScreen]) -> None:
+    # A steady melanoma on scan, the urgent report, the reviewed melanoma's thread, the inbox
+    # with its review, and Cases offline (no green cloud) listing "Reviewed" beside it.
+    for state in ("scan_urgent", "report_urgent", "thread", "inbox", "queue_offline"):
+        for shot in _shots_of(shots, state):
+            assert theme.OK not in _colours(shot), f"{shot.language}/{state}: a green tick"
+
+
+def test_urgency_from_the_cancer_sum_says_cancer_cannot_be_ruled_out(
+    shots: list[RenderedScreen],
+) -> None:
+    for state, key in (
+        ("scan_not_ruled_out", "scan.urgent_not_ruled_out"),
+        ("report_not_ruled_out", "report.not_ruled_out"),
+    ):
+        for shot in _shots_of(shots, state):
+            strings = Strings.for_language(shot.language)
+            shown = [r.text for r in shot.texts]
+            assert strings.t(key) in shown, (shot.language, state)
+            assert strings.t("scan.urgent") not in shown  # not "possible skin cancer" alone
+    for shot in _shots_of(shots, "scan_urgent"):  # a melanoma: the title says it already
+        strings = Strings.for_language(shot.language)
+        assert strings.t("scan.urgent") in [r.text for r in shot.texts]
+
+
+def test_not_set_up_is_said_as_such_and_never_offline(shots: list[RenderedScreen]) -> None:
+    for shot in _shots_of(shots, "queue_not_set_up"):
+        strings = Strings.for_language(shot.language)
+        shown = [r.text for r in shot.texts]
+        assert strings.t("queue.not_set_up") in shown and strings.t("queue.offline") not in shown
+        assert strings.t("queue.not_set_up_text") in shown
+        assert not next(b for b in shot.buttons if b.name == "sync_now").enabled
+    for shot in _shots_of(shots, "queue_offline"):
+        assert Strings.for_language(shot.language).t("queue.offline") in [
+            r.text for r in shot.texts
+        ]
+
+
+def test_every_case_is_named_by_its_code(shots: list[RenderedScreen]) -> None:
+    for state in ("queue", "inbox", "thread", "receipt", "receipt_urgent_code"):
+        for shot in _shots_of(shots, state):
+            shown = " ".join(r.text for r in shot.texts)
+            codes = re.findall(r"\b[2-9A-HJ-NP-Z]{6}\b", shown)
+            assert codes, f"{shot.language}/{state}: no case code"
+
+
+def test_the_pin_pad_does_not_show_how_long_the_pin_is(shots: list[RenderedScreen]) -> None:
+    """No hollow slots: the same field with none typed (pin_wrong clears after a miss, then 2
+    digits) and with six typed differs only by the dots."""
+    for shot in _shots_of(shots, "pin_typing"):
+        image = pygame.image.load(str(shot.path))
+        xs = range(410, 800) if shot.rtl else range(0, 390)  # the field, not the keypad
+        row = [tuple(image.get_at((x, 100)))[:3] for x in xs]
+        runs = sum(1 for a, b in itertools.pairwise(row) if a != theme.TEXT and b == theme.TEXT)
+        assert runs == 6, (shot.language, runs)  # one dot per digit typed, nothing else

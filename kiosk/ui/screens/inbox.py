@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kiosk.ui import theme
+from kiosk.ui.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
 if TYPE_CHECKING:
@@ -103,39 +104,49 @@ class InboxScreen(Screen):
             lambda: self.open(item.case_id),
             style="key",
         )
+        # The tag is as wide as the longer of its two words ("Nouveau" filled a fixed pill).
+        words = (ui.t("inbox.urgent"), ui.t("inbox.new"))
+        widest = max(ui.painter.width(t, ui.px(theme.SMALL), True) for t in words)
+        tag_w = widest / ui.layout.scale + 20
         if not item.read:
             # An urgent review says so in words and colour (never colour alone).
             colour = theme.DANGER if item.urgent else theme.PRIMARY
             ui.fill(ui.rect(x, y, 8, ROW_H), colour, radius=3)
-            ui.fill(ui.rect(x + 18, y + 8, 84, 28), colour, radius=6)
+            ui.fill(ui.rect(x + 18, y + 8, tag_w, 28), colour, radius=6)
             ui.text(
-                ui.t("inbox.urgent" if item.urgent else "inbox.new"),
-                ui.rect(x + 20, y + 9, 80, 26),
+                words[0] if item.urgent else words[1],
+                ui.rect(x + 20, y + 9, tag_w - 4, 26),
                 size=theme.SMALL,
-                min_size=12,
+                min_size=theme.MIN,
                 color=(255, 255, 255),
                 bold=True,
                 align="center",
                 valign="middle",
             )
-        head_x = x + 112
+        head_x = x + 18 + tag_w + 10
         kind = ui.t("inbox.review" if item.kind == "review" else "inbox.message")
         if item.kind == "review" and item.case.review is not None:
             kind = f"{kind}: {ui.strings.condition(item.case.review.label)}"
         elif item.author_name:
             kind = f"{kind} · {item.author_name}"
+        # A review's sign is a page, never a tick: a tick beside "possible melanoma" read as
+        # an all-clear.
         ui.icon(
-            "warning" if item.urgent else "check" if item.kind == "review" else "envelope",
+            "warning" if item.urgent else "review" if item.kind == "review" else "envelope",
             ui.rect(head_x, y + 8, 26, 26),
-            theme.TEXT,
+            theme.DANGER if item.urgent else theme.TEXT,
         )
         ui.text(
             kind,
-            ui.rect(head_x + 34, y + 6, w * 0.62 - 150, 30),
+            ui.rect(head_x + 34, y + 6, x + w * 0.62 - head_x - 38, 30),
             size=theme.SMALL,
+            min_size=theme.MIN,
             bold=not item.read,
         )
-        stamp = when(item.at) + (f"  ·  {item.case.patient_ref}" if item.case.patient_ref else "")
+        # The case by its code first (a time alone does not say which patient it was).
+        stamp = f"{case_code(item.case_id)}  ·  {when(item.at)}"
+        if item.case.patient_ref:
+            stamp += f"  ·  {item.case.patient_ref}"
         ui.text(
             stamp,
             ui.rect(x + w * 0.62, y + 6, w * 0.38 - 12, 30),

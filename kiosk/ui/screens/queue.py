@@ -1,12 +1,21 @@
-"""Cases and connection: online or not, what waits to be sent, the last sync, progress."""
+"""Cases and connection: whether sending works, what waits to be sent, the last sync, and the
+cases with their code and urgency.
+
+The waiting count comes from the case store, read with the list it sits beside, so a case saved
+a moment ago shows as waiting at once (the sync worker's own count is from its last pass). A
+kiosk with sending not set up says so in those words: "Offline" would send the health worker
+looking for a network that would not help (kiosk.ui.sync_view).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kiosk.cases.sync_status import SyncProblem
+from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
+from kiosk.ui.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen, when
+from kiosk.ui.sync_view import Link, SyncView, sync_view
 
 if TYPE_CHECKING:
     from kiosk.cases.store import Case
@@ -14,8 +23,34 @@ if TYPE_CHECKING:
     from kiosk.ui.canvas import Ui
 
 STATUS_W = 290  # design units: the connection panel
-ROW_H = 62
+ROW_H = 70
 REFRESH_S = 2.0
+NOTE_S = 4.0  # how long "Sync requested" (or a refused tap's flash) stays
+STRIPE_W = 8
+_LINK_LOOK = {  # icon, colour, header key
+    Link.ONLINE: ("online", theme.OK, "queue.online"),
+    Link.OFFLINE: ("offline", theme.DANGER, "queue.offline"),
+    Link.NOT_SET_UP: ("gear", theme.WARN, "queue.not_set_up"),
+}
+# Never a tick beside a case: "Reviewed ✓" next to a possible melanoma read as an all-clear.
+_STATUS_LOOK = {
+    "saved": ("clock", theme.WARN),
+    "uploaded": ("online", theme.MUTED),
+    "classified": ("online", theme.MUTED),
+    "reviewed": ("review", theme.TEXT),
+}
+
+
+def case_urgency(case: Case) -> Urgency | None:
+    """What the row marks: urgent when the kiosk or the specialist said so, else soon, else
+    nothing (a specialist naming a possible cancer outranks a milder kiosk result)."""
+    if case.review is not None and case.review.urgent:
+        return Urgency.URGENT
+    try:
+        urgency = Urgency(case.on_device.urgency)
+    except ValueError:
+        return None
+    return urgency if urgency in (Urgency.URGENT, Urgency.SOON) else None
 
 
 class QueueScreen(Screen):
@@ -25,44 +60,60 @@ class QueueScreen(Screen):
     def __init__(self, app) -> None:
         super().__init__(app)
         self.cases: list[Case] = []
+        self.waiting = 0
         self.status: SyncStatus | None = None
         self.highlight = ""
+        self.asked_at: float | None = None
+        self.refused_at: float | None = None
         self._read_at: float | None = None
 
     def enter(self, **options: object) -> None:
         self.highlight = str(options.get("highlight", ""))
         self._read_at = None
+        self.asked_at = self.refused_at = None
+        self.app.refresh_counts()  # the tab badge and this screen say the same number
 
     def update(self) -> None:
         self.status = self.app.services.sync_status()
         now = self.app.clock()
         if self._read_at is None or now - self._read_at >= REFRESH_S:
-            self.cases = self.app.services.store.list_cases(limit=20)
+            store = self.app.services.store
+            self.cases = store.list_cases(limit=20)
+            self.waiting = store.queue_depth()
             self._read_at = now
+
+    def view(self) -> SyncView:
+        status = self.status or self.app.services.sync_status()
+        return sync_view(self.app.config, status, self.waiting)
 
     def sync_now(self) -> None:
         request = self.app.services.request_sync
         self.app.tasks.submit(request)  # may touch the network: never on the UI thread
-        self.app.notify(self.app.strings.t("queue.sync_asked"))
+        # Said in the panel, next to the button (a toast there covered the button).
+        self.asked_at = self.app.clock()
+
+    def _sync_refused(self) -> None:
+        self.refused_at = self.app.clock()  # the setup line flashes: why the button is grey
+
+    def _recent(self, at: float | None) -> bool:
+        return at is not None and self.app.clock() - at < NOTE_S
 
     def draw(self, ui: Ui) -> None:
+        if self._read_at is None:
+            self.update()  # drawn before the first update (screenshots): read the store now
         status = self.status or self.app.services.sync_status()
         bottom = self.content_height(ui) - MARGIN
-        self._draw_status(ui, status, bottom)
+        self._draw_status(ui, status, self.view(), bottom)
         self._draw_cases(ui, MARGIN * 2 + STATUS_W + 4, bottom)
 
-    def _draw_status(self, ui: Ui, status: SyncStatus, bottom: float) -> None:
+    def _draw_status(self, ui: Ui, status: SyncStatus, view: SyncView, bottom: float) -> None:
         x, w = MARGIN, STATUS_W
         ui.fill(ui.rect(x, MARGIN, w, bottom - MARGIN), theme.PANEL, radius=8)
         x, w = x + 12, w - 24
-        online = status.online
-        ui.icon(
-            "online" if online else "offline",
-            ui.rect(x, 22, 50, 50),
-            theme.OK if online else theme.DANGER,
-        )
+        icon, colour, header = _LINK_LOOK[view.link]
+        ui.icon(icon, ui.rect(x, 22, 50, 50), colour)
         ui.text(
-            ui.t("queue.online" if online else "queue.offline"),
+            ui.t(header),
             ui.rect(x + 60, 22, w - 60, 50),
             size=theme.TITLE,
             min_size=theme.HEAD,
@@ -70,9 +121,13 @@ class QueueScreen(Screen):
             valign="middle",
         )
         y = 84
-        waiting = status.pending
-        line = ui.t("queue.waiting", n=waiting) if waiting else ui.t("queue.all_sent")
-        ui.text(line, ui.rect(x, y, w, 32), size=theme.BODY, bold=True)
+        if view.waiting:
+            line = ui.t("queue.waiting", n=view.waiting)
+        elif view.link is Link.NOT_SET_UP or status.last_sync is None:
+            line = ui.t("queue.nothing_waiting")  # nothing was ever sent: not "everything is"
+        else:
+            line = ui.t("queue.all_sent")
+        ui.text(line, ui.rect(x, y, w, 32), size=theme.BODY, min_size=theme.SMALL, bold=True)
         y += 38
         last = (
             ui.t("queue.last_sync", when=when(status.last_sync))
@@ -81,29 +136,45 @@ class QueueScreen(Screen):
         )
         ui.text(last, ui.rect(x, y, w, 56), size=theme.SMALL)
         y += 60
-        if status.syncing and status.total_this_pass:
-            ui.bar(ui.rect(x, y, w, 20), status.done_this_pass / status.total_this_pass, theme.OK)
-            ui.text(
-                ui.t("queue.syncing", done=status.done_this_pass, total=status.total_this_pass),
-                ui.rect(x, y + 24, w, 30),
-                size=theme.SMALL,
-            )
-        elif not online and status.next_attempt_in_s is not None:
-            ui.text(
-                ui.t("queue.next_try", s=round(status.next_attempt_in_s)),
-                ui.rect(x, y, w, 30),
-                size=theme.SMALL,
-            )
-        y += 58
+        if view.link is not Link.NOT_SET_UP:
+            if self._recent(self.asked_at) and not status.syncing:
+                ui.icon("sync", ui.rect(x, y + 2, 24, 24), theme.PRIMARY)
+                ui.text(
+                    ui.t("queue.sync_asked"),
+                    ui.rect(x + 30, y, w - 30, 30),
+                    size=theme.SMALL,
+                    bold=True,
+                )
+            elif status.syncing and status.total_this_pass:
+                done, total = status.done_this_pass, status.total_this_pass
+                ui.bar(ui.rect(x, y, w, 20), done / total, theme.OK)
+                ui.text(
+                    ui.t("queue.syncing", done=done, total=total),
+                    ui.rect(x, y + 24, w, 30),
+                    size=theme.SMALL,
+                )
+            elif view.link is Link.OFFLINE and status.next_attempt_in_s is not None:
+                ui.text(
+                    ui.t("queue.next_try", s=round(status.next_attempt_in_s)),
+                    ui.rect(x, y, w, 30),
+                    size=theme.SMALL,
+                )
+            y += 58
         # In the user's words and language; the technical line (last_error) is for the logs,
-        # `kiosk status` and the fleet. A rejected model update is the fleet's business only.
-        if status.problem is not None and status.problem is not SyncProblem.MODEL_REJECTED:
+        # `kiosk status` and the fleet.
+        if view.problem_key is not None:
+            not_set_up = view.link is Link.NOT_SET_UP
             ui.text(
-                ui.t(f"sync_problem.{status.problem}"),
-                ui.rect(x, y, w, bottom - 80 - y),
-                size=theme.SMALL,
+                ui.t(view.problem_key),
+                ui.rect(x, y, w, bottom - 86 - y),
+                size=theme.BODY if not_set_up else theme.SMALL,
                 min_size=theme.MIN,
-                color=theme.MUTED,
+                color=theme.DANGER
+                if not_set_up and self._recent(self.refused_at)
+                else theme.TEXT
+                if not_set_up
+                else theme.MUTED,
+                bold=not_set_up,
             )
         ui.button(
             "sync_now",
@@ -112,7 +183,8 @@ class QueueScreen(Screen):
             self.sync_now,
             style="primary",
             icon="sync",
-            enabled=not status.syncing,
+            enabled=view.can_sync,
+            refused=self._sync_refused,
         )
 
     def _draw_cases(self, ui: Ui, x: float, bottom: float) -> None:
@@ -136,27 +208,73 @@ class QueueScreen(Screen):
             )
 
     def _draw_case(self, ui: Ui, case: Case, x: float, y: float, w: float) -> None:
+        """Two columns: [urgency] code · reference over the result; the status over the time."""
         ui.fill(ui.rect(x, y, w, ROW_H), theme.PANEL, radius=6)
+        urgency = case_urgency(case)
+        left = x + 10
+        if urgency is not None:
+            # Colour, a sign and a word: never colour alone.
+            style = theme.URGENCY_STYLES[urgency]
+            ui.fill(ui.rect(x, y, STRIPE_W, ROW_H), style.background, radius=3)
+            left = x + STRIPE_W + 8
         if case.case_id == self.highlight:
             ui.fill(ui.rect(x, y, w, ROW_H), theme.PRIMARY, radius=6, width=ui.px(3))
+        status_w = 172
+        sx = x + w - status_w - 6
+        text_w = sx - 8 - left
+        head_x = left
+        if urgency is not None:
+            style = theme.URGENCY_STYLES[urgency]
+            tag = ui.t(f"urgency_tag.{urgency}")
+            tag_w = 30 + ui.painter.width(tag, ui.px(theme.MIN), True) / ui.layout.scale + 10
+            ui.fill(ui.rect(left, y + 6, tag_w, 26), style.background, radius=5)
+            ui.icon(style.icon, ui.rect(left + 4, y + 9, 20, 20), style.text)
+            ui.text(
+                tag,
+                ui.rect(left + 27, y + 6, tag_w - 29, 26),
+                size=theme.MIN,
+                color=style.text,
+                bold=True,
+                valign="middle",
+            )
+            head_x = left + tag_w + 8
+        head = case_code(case.case_id) + (f"  ·  {case.patient_ref}" if case.patient_ref else "")
+        ui.text(
+            head,
+            ui.rect(head_x, y + 4, left + text_w - head_x, 30),
+            size=theme.SMALL,
+            min_size=theme.MIN,
+            bold=True,
+            valign="middle",
+        )
         result = case.on_device
         title = (
             ui.advice("abstained.title") if result.abstained else ui.strings.condition(result.label)
         )
-        first = when(case.created_at) + (f"  ·  {case.patient_ref}" if case.patient_ref else "")
-        ui.text(first, ui.rect(x + 10, y + 4, w * 0.55, 26), size=theme.SMALL, color=theme.MUTED)
-        ui.text(title, ui.rect(x + 10, y + 30, w * 0.55, 28), size=theme.SMALL, bold=True)
+        ui.text(
+            title,
+            ui.rect(left, y + 36, text_w, 30),
+            size=theme.SMALL,
+            min_size=theme.MIN,
+            valign="middle",
+        )
         if case.quarantined:
             key, icon, color = "status.quarantined", "warning", theme.DANGER
-        elif case.status == "saved":
-            key, icon, color = "status.saved", "clock", theme.WARN
         else:
-            key, icon, color = f"status.{case.status}", "check", theme.OK
-        sx = x + w * 0.58
-        ui.icon(icon, ui.rect(sx, y + 17, 28, 28), color)
+            key = f"status.{case.status}"
+            icon, color = _STATUS_LOOK.get(str(case.status), ("online", theme.MUTED))
+        ui.icon(icon, ui.rect(sx, y + 8, 24, 24), color)
         ui.text(
             ui.t(key),
-            ui.rect(sx + 34, y + 4, w * 0.42 - 44, ROW_H - 8),
+            ui.rect(sx + 30, y + 4, status_w - 30, 32),
             size=theme.SMALL,
+            min_size=theme.MIN,
+            valign="middle",
+        )
+        ui.text(
+            when(case.created_at),
+            ui.rect(sx, y + 38, status_w, 28),
+            size=theme.MIN,
+            color=theme.MUTED,
             valign="middle",
         )

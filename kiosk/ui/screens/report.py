@@ -10,6 +10,7 @@ from kiosk.live.triage import advice_for, quality_hint
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
 from kiosk.ui.pictures import fit_size, to_surface
+from kiosk.ui.reasons import cancer_not_ruled_out, is_none_found
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:
@@ -26,10 +27,14 @@ class ReportScreen(Screen):
         super().__init__(app)
         self._thumb: pygame.Surface | None = None
         self._thumb_key: tuple[int, tuple[int, int]] | None = None
+        self._shown: object = None  # the picture array on screen: the full-screen view shows it
 
     def scan_again(self) -> None:
         self.app.services.pipeline.reset()
         self.app.go("scan")
+
+    def enlarge(self) -> None:
+        self.app.go("picture", image=self._shown, back="report")
 
     def draw(self, ui: Ui) -> None:
         capture = self.app.capture
@@ -41,6 +46,10 @@ class ReportScreen(Screen):
         urgency = Urgency(decision.urgency)
         style = theme.URGENCY_STYLES[urgency]
         urgent = urgency is Urgency.URGENT
+        # "Not sure" and not urgent: the banner says what the text says (retake, or show a
+        # health worker), and Retake is the main action, not Save.
+        unsure = decision.abstained and not urgent
+        banner = ui.t("report.unsure_banner") if unsure else advice.urgency_banner
 
         # The banner: colour, icon and words; an urgent one is taller and larger.
         banner_h = 92 if urgent else 70
@@ -53,7 +62,7 @@ class ReportScreen(Screen):
         )
         text_x = MARGIN + icon_side + 18
         ui.text(
-            advice.urgency_banner,
+            banner,
             ui.rect(text_x, 6, ui.W - text_x - MARGIN, banner_h - 12),
             size=theme.TITLE if urgent else theme.HEAD,
             min_size=theme.SMALL,
@@ -69,25 +78,33 @@ class ReportScreen(Screen):
 
         y = ui.H - BUTTONS_H - MARGIN
         half = (ui.W - 3 * MARGIN) / 2
+        start, end = (
+            ui.rect(MARGIN, y, half, BUTTONS_H),
+            ui.rect(2 * MARGIN + half, y, half, BUTTONS_H),
+        )
+        # The main action sits on the end side, in the primary colour.
         ui.button(
             "scan_again",
-            ui.rect(MARGIN, y, half, BUTTONS_H),
-            ui.t("report.again"),
+            end if unsure else start,
+            ui.t("report.retake" if unsure else "report.again"),
             self.scan_again,
+            style="primary" if unsure else "secondary",
             icon="camera",
         )
         ui.button(
             "save_case",
-            ui.rect(2 * MARGIN + half, y, half, BUTTONS_H),
+            start if unsure else end,
             ui.t("report.save"),
             lambda: self.app.go("save"),
-            style="primary",
-            icon="check",
+            style="secondary" if unsure else "primary",
+            icon="save",  # no tick: a tick beside "possible melanoma" read as an all-clear
         )
 
     def _draw_left(self, ui: Ui, capture, title: str, top: float, bottom: float) -> None:
         decision = capture.verdict.decision
-        pic = ui.rect(MARGIN, top, LEFT_W, 150)
+        escalated = cancer_not_ruled_out(decision)
+        pic_h = 118 if escalated else 150  # room for the reason under the label
+        pic = ui.rect(MARGIN, top, LEFT_W, pic_h)
         ui.fill(pic, theme.OVERLAY_DARK, radius=6)
         size = fit_size(capture.image.shape, pic)
         key = (id(capture.image), size)
@@ -96,12 +113,37 @@ class ReportScreen(Screen):
         rect = pygame.Rect((0, 0), size)
         rect.center = pic.center
         ui.surface.blit(self._thumb, rect)
-        y = top + 158
-        ui.text(
-            title, ui.rect(MARGIN, y, LEFT_W, 82), size=theme.HEAD, min_size=theme.SMALL, bold=True
+        self._shown = capture.image
+        # The picture is a button: tapped, it fills the screen.
+        ui.hotspot("picture", pic, self.enlarge)
+        badge = ui.rect(MARGIN + LEFT_W - 40, top + pic_h - 40, 34, 34)
+        ui.fill(badge, theme.OVERLAY_DARK, radius=6)
+        ui.icon("zoom", badge.inflate(-ui.px(6), -ui.px(6)), (255, 255, 255))
+        y = top + pic_h + 8
+        record = ui.text(
+            title,
+            ui.rect(MARGIN, y, LEFT_W, 56 if escalated else 82),
+            size=theme.HEAD,
+            min_size=theme.SMALL,
+            bold=True,
         )
-        y += 86
-        if not decision.abstained:
+        if escalated:
+            # The urgency comes from the cancer probability, not this label: say so here,
+            # next to the label, or the screen contradicts itself.
+            y = (record.ink.bottom / ui.layout.scale if record.ink else y) + 4
+            ui.icon("warning", ui.rect(MARGIN, y + 2, 24, 24), theme.DANGER)
+            ui.text(
+                ui.t("report.not_ruled_out"),
+                ui.rect(MARGIN + 30, y, LEFT_W - 30, 50),
+                size=theme.SMALL,
+                min_size=theme.MIN,
+                color=theme.DANGER,
+                bold=True,
+            )
+            y += 52
+        else:
+            y += 86
+        if not decision.abstained and not is_none_found(decision):
             ui.bar(ui.rect(MARGIN, y, LEFT_W, 20), decision.confidence, theme.PRIMARY)
             pct = ui.strings.percent(decision.confidence)
             ui.text(

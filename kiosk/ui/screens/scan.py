@@ -11,7 +11,9 @@ from kiosk.live.triage import advice_for, quality_hint
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
 from kiosk.ui.capture import Capture
+from kiosk.ui.language_picker import LanguagePicker
 from kiosk.ui.pictures import fit_size, to_surface
+from kiosk.ui.reasons import cancer_not_ruled_out, is_none_found
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:
@@ -33,9 +35,11 @@ class ScanScreen(Screen):
         self._preview_key: tuple[int, int, tuple[int, int]] | None = None
         self._preview: pygame.Surface | None = None
         self._preview_rect = pygame.Rect(0, 0, 0, 0)
+        self.languages = LanguagePicker(app)
 
     def enter(self, **options: object) -> None:
         self.app.capture = None
+        self.languages.open = False
 
     def update(self) -> None:
         self.snapshot = self.app.services.pipeline.snapshot()
@@ -64,8 +68,12 @@ class ScanScreen(Screen):
     def draw(self, ui: Ui) -> None:
         snap = self.snapshot or self.app.services.pipeline.snapshot()
         bottom = self.content_height(ui) - MARGIN
+        if self.languages.open:
+            self.languages.draw(ui, MARGIN, MARGIN, ui.W - 2 * MARGIN, bottom - MARGIN)
+            return
         area = ui.rect(MARGIN, MARGIN, ui.W - PANEL_W - 3 * MARGIN, bottom - MARGIN)
         self._draw_preview(ui, snap, area)
+        self.languages.draw_button(ui, MARGIN + 8, MARGIN + 8)
         self._draw_panel(ui, snap, ui.W - PANEL_W - MARGIN, bottom)
 
     def _draw_preview(self, ui: Ui, snap: Snapshot, area: pygame.Rect) -> None:
@@ -154,7 +162,8 @@ class ScanScreen(Screen):
             title, ui.rect(x, y, w, 96), size=theme.HEAD, min_size=theme.SMALL, bold=True
         )
         y = _below(ui, record, y) + 10
-        if decision is not None and not decision.abstained:
+        # "None of the six found" gets no number: "98%" beside it read as an all-clear.
+        if decision is not None and not decision.abstained and not is_none_found(decision):
             ui.bar(ui.rect(x, y, w, 22), decision.confidence, theme.PRIMARY)
             y += 26
             pct = ui.strings.percent(decision.confidence)
@@ -163,7 +172,8 @@ class ScanScreen(Screen):
         if decision is not None:
             steady = bool(verdict and verdict.stable)
             icon = ui.rect(x, y + 2, 26, 26)
-            ui.icon("check" if steady else "clock", icon, theme.OK if steady else theme.MUTED)
+            # Neutral: "steady" says the reading settled, not that the skin is fine.
+            ui.icon("steady" if steady else "clock", icon, theme.MUTED)
             ui.text(
                 ui.t("scan.steady" if steady else "scan.checking"),
                 ui.rect(x + 32, y, w - 32, 30),
@@ -171,14 +181,17 @@ class ScanScreen(Screen):
             )
             y += 38
         capture_h = 84
-        if decision is not None and decision.urgency is Urgency.URGENT:
-            # Urgent is shown the moment it appears, not only once captured.
+        notice = _notice(decision) if decision is not None else None
+        if notice is not None:
+            # Urgent is shown the moment it appears, not only once captured; "none found"
+            # carries its caveat here, where the patient watches.
+            urgency, key = notice
             box_h = bottom - capture_h - 8 - y
-            style = theme.URGENCY_STYLES[Urgency.URGENT]
+            style = theme.URGENCY_STYLES[urgency]
             ui.fill(ui.rect(x, y, w, box_h), style.background, radius=6)
             ui.icon(style.icon, ui.rect(x + 8, y + 8, 30, 30), style.text)
             ui.text(
-                ui.t("scan.urgent"),
+                ui.t(key),
                 ui.rect(x + 44, y + 4, w - 50, box_h - 8),
                 size=theme.SMALL,
                 min_size=theme.MIN,
@@ -195,6 +208,19 @@ class ScanScreen(Screen):
             enabled=decision is not None and snap.frame is not None,
             size=theme.HEAD,
         )
+
+
+def _notice(decision) -> tuple[Urgency, str] | None:
+    """The box under the result: the urgency and its reason in words, or the caveat."""
+    urgency = Urgency(decision.urgency)
+    escalated = cancer_not_ruled_out(decision)
+    if urgency is Urgency.URGENT:
+        return urgency, "scan.urgent_not_ruled_out" if escalated else "scan.urgent"
+    if urgency is Urgency.SOON and escalated:
+        return urgency, "scan.soon_not_ruled_out"
+    if is_none_found(decision):
+        return Urgency.NONE, "scan.none_caveat"
+    return None
 
 
 def _below(ui: Ui, record: TextRecord, y: float) -> float:

@@ -2,7 +2,10 @@
 
 The PIN keeps patients and passers-by out of the settings, not a determined attacker (the
 kiosk's disk is the real boundary): it is compared in constant time, and five wrong tries lock
-the pad for a minute. Both screens go back to Scan after a while untouched.
+the pad for a minute. The pad shows a dot per digit typed and nothing about how many are
+expected (installed kiosks have six-digit PINs; four hollow slots told the wrong length, and any
+slots tell an onlooker how long it is). Exit asks first: it sat next to Lock and quit at once.
+Both screens go back to Scan after a while untouched.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ if TYPE_CHECKING:
 MAX_TRIES = 5
 LOCKOUT_S = 60.0
 CAMERA_CHOICES = ("auto", "picamera2", "opencv:0", "demo")
+_IN_USE = {"picamera2": "picamera2", "opencv": "opencv:0", "demo": "demo"}
+
+
+def in_use_key(snapshot) -> str | None:
+    """The camera_choice string key of the source running now (None: none to name)."""
+    kind = _IN_USE.get(getattr(snapshot, "source_kind", ""))
+    return None if kind is None else f"camera_choice.{kind}"
 
 
 class PinScreen(Screen):
@@ -77,15 +87,16 @@ class PinScreen(Screen):
             bold=True,
             valign="middle",
         )
-        # One circle per digit typed (filled) and per digit still expected (hollow).
-        slots = max(4, len(self.digits))
+        # A field with one dot per digit typed: no hollow slots, so the PIN's length is not
+        # shown (and dots of a fixed pitch, so the field never hints at a maximum either).
         span = W / 2 - 2 * MARGIN
-        for i in range(slots):
-            cx = MARGIN + span / 2 + (i - (slots - 1) / 2) * 34
-            dot = ui.rect(cx - 11, 89, 22, 22)
-            pygame.draw.ellipse(
-                ui.surface, theme.TEXT, dot, 0 if i < len(self.digits) else ui.px(2)
-            )
+        field = ui.rect(MARGIN, 70, span, 60)
+        ui.fill(field, theme.PANEL, radius=8)
+        ui.fill(field, theme.LINE, radius=8, width=max(1, ui.px(1)))
+        shown = min(len(self.digits), 8)
+        for i in range(shown):
+            cx = MARGIN + span / 2 + (i - (shown - 1) / 2) * 30
+            pygame.draw.ellipse(ui.surface, theme.TEXT, ui.rect(cx - 9, 91, 18, 18))
         locked = self.locked_for()
         message = ""
         if locked > 0:
@@ -102,7 +113,7 @@ class PinScreen(Screen):
                 bold=True,
             )
         # The keypad keeps the telephone order in every language, like the keyboard.
-        key_w, key_h, gap = 104, 68, 8
+        key_w, key_h, gap = 100, 65, 12  # 12-unit gaps: gloves
         block_w = 3 * key_w + 2 * gap
         pad_x = MARGIN if ui.rtl else W - MARGIN - block_w  # the pad stays on the end side
         keys = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "clear", "0", "ok")
@@ -143,15 +154,32 @@ class SettingsScreen(Screen):
     tab = "settings"
     locks_when_idle = True
 
+    def __init__(self, app) -> None:
+        super().__init__(app)
+        self.confirming_exit = False
+
+    def enter(self, **options: object) -> None:
+        self.confirming_exit = False
+
     def choose_camera(self, spec: str) -> None:
         if spec != self.app.camera:
             self.app.set_camera(spec)
             self.app.notify(self.app.strings.t("settings.camera_changed"))
 
     def exit(self) -> None:
+        """Ask first; `confirm_exit` quits."""
+        self.confirming_exit = True
+
+    def confirm_exit(self) -> None:
         self.app.running = False
 
+    def cancel_exit(self) -> None:
+        self.confirming_exit = False
+
     def draw(self, ui: Ui) -> None:
+        if self.confirming_exit:
+            self._draw_exit_question(ui)
+            return
         W = ui.W  # noqa: N806
         ui.text(
             ui.t("settings.title"),
@@ -168,7 +196,7 @@ class SettingsScreen(Screen):
             color=theme.MUTED,
         )
         languages = ui_languages()
-        gap = 8
+        gap = 12  # glove-sized keys stay 12 units apart
         w = (W - 2 * MARGIN - gap * (len(languages) - 1)) / len(languages)
         for i, code in enumerate(languages):
             chosen = code == ui.strings.language
@@ -188,6 +216,16 @@ class SettingsScreen(Screen):
             size=theme.SMALL,
             color=theme.MUTED,
         )
+        in_use = in_use_key(self.app.services.pipeline.snapshot())  # "auto" may be the demo
+        if in_use is not None:
+            ui.text(
+                ui.t("settings.camera_in_use", name=ui.t(in_use)),
+                ui.rect(MARGIN + 340, y, W - 2 * MARGIN - 340, 30),
+                size=theme.SMALL,
+                color=theme.TEXT,
+                bold=True,
+                align="end",
+            )
         w = (W - 2 * MARGIN - gap * (len(CAMERA_CHOICES) - 1)) / len(CAMERA_CHOICES)
         for i, spec in enumerate(CAMERA_CHOICES):
             chosen = spec == self.app.camera
@@ -220,4 +258,45 @@ class SettingsScreen(Screen):
             self.exit,
             style="danger",
             icon="power",
+        )
+
+    def _draw_exit_question(self, ui: Ui) -> None:
+        W = ui.W  # noqa: N806
+        bottom = self.content_height(ui) - MARGIN
+        box = ui.rect(MARGIN + 60, MARGIN + 20, W - 2 * MARGIN - 120, bottom - MARGIN - 40)
+        ui.fill(box, theme.PANEL, radius=10)
+        ui.fill(box, theme.DANGER, radius=10, width=max(2, ui.px(2)))
+        ui.icon("power", ui.rect(MARGIN + 84, MARGIN + 44, 44, 44), theme.DANGER)
+        ui.text(
+            ui.t("settings.exit_confirm"),
+            ui.rect(MARGIN + 140, MARGIN + 40, W - 2 * MARGIN - 224, 52),
+            size=theme.TITLE,
+            min_size=theme.HEAD,
+            bold=True,
+            valign="middle",
+        )
+        ui.text(
+            ui.t("settings.exit_text"),
+            ui.rect(MARGIN + 84, MARGIN + 104, W - 2 * MARGIN - 168, 110),
+            size=theme.BODY,
+            min_size=theme.MIN,
+        )
+        y = bottom - 40 - 70 - 24
+        half = (W - 2 * MARGIN - 168 - 24) / 2
+        # Staying is the big, safe default on the end side; Exit is red and on the start side.
+        ui.button(
+            "exit:confirm",
+            ui.rect(MARGIN + 84, y, half, 70),
+            ui.t("settings.exit_yes"),
+            self.confirm_exit,
+            style="danger",
+            icon="power",
+        )
+        ui.button(
+            "exit:cancel",
+            ui.rect(MARGIN + 84 + half + 24, y, half, 70),
+            ui.t("settings.exit_no"),
+            self.cancel_exit,
+            style="primary",
+            icon="back",
         )

@@ -13,6 +13,7 @@ import pygame
 
 from kiosk.cases.store import MAX_MESSAGE_CHARS
 from kiosk.ui import theme
+from kiosk.ui.case_code import case_code
 from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.pictures import fit_size
 from kiosk.ui.screens.base import MARGIN, Screen, when
@@ -101,7 +102,7 @@ class ThreadScreen(Screen):
             lambda: self.app.go("inbox"),
             icon="back",
         )
-        title = ui.t("thread.title", when=when(case.created_at))
+        title = ui.t("thread.title", code=case_code(case.case_id), when=when(case.created_at))
         if case.patient_ref:
             title += f"  ·  {case.patient_ref}"
         ui.text(
@@ -145,7 +146,13 @@ class ThreadScreen(Screen):
         if case.review is not None:
             box_h = 118
             ui.fill(ui.rect(x, y, w, box_h), theme.PANEL, radius=6)
-            ui.icon("check", ui.rect(x + 8, y + 8, 26, 26), theme.OK)
+            # A page, or a warning when it names a possible cancer: never a green tick.
+            urgent = case.review.urgent
+            ui.icon(
+                "warning" if urgent else "review",
+                ui.rect(x + 8, y + 8, 26, 26),
+                theme.DANGER if urgent else theme.TEXT,
+            )
             head = ui.t("thread.review", title=ui.strings.condition(case.review.label))
             ui.text(head, ui.rect(x + 40, y + 4, w - 48, 32), size=theme.SMALL, bold=True)
             ui.text(
