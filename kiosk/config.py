@@ -92,8 +92,11 @@ class KioskConfig:
     retention_days: int = 30  # local image kept this long after a confirmed upload
     min_free_mb: int = 200  # refuse new cases below this much free space in data_dir
     sync_interval_s: float = 30.0  # between passes while online (each writes the heartbeat)
-    sync_concurrency: int = 4
+    sync_concurrency: int = 4  # images on the wire at most (fewer on a slow link)
     connect_timeout_s: float = 5.0
+    # After the link drops, probe it (a TCP connect) soon and then at most this far apart,
+    # and send the moment a probe gets through.
+    link_probe_interval_s: float = 3.0
     language: str = "en"
     camera: str = "auto"  # auto | picamera2 | opencv:N | replay:PATH
     admin_pin: str = field(default="2468", metadata=_SECRET)
@@ -296,6 +299,7 @@ def _validate(config: KioskConfig) -> None:
     positive("sync_interval_s", config.sync_interval_s)
     positive("sync_concurrency", config.sync_concurrency)
     positive("connect_timeout_s", config.connect_timeout_s)
+    positive("link_probe_interval_s", config.link_probe_interval_s)
     if config.min_free_mb < 0:
         raise ConfigError(f"min_free_mb must not be negative, got {config.min_free_mb}")
     if config.kiosk_id and not _KIOSK_ID_PATTERN.match(config.kiosk_id):

@@ -38,6 +38,11 @@ class OfflineError(SkinscanError):
     """Firebase cannot be reached now; the message says which endpoint."""
 
 
+class LinkDownError(OfflineError):
+    """The network itself failed (refused, reset, timed out), as opposed to a server that
+    answered with an error: sync probes for the link's return instead of backing off."""
+
+
 def check_credentials_file(path: Path | None) -> Path:
     if path is None:
         raise CredentialsError(
@@ -86,7 +91,7 @@ def probe(config: KioskConfig) -> None:
             with socket.create_connection((host, port), timeout=config.connect_timeout_s):
                 pass
         except OSError as e:
-            raise OfflineError(f"cannot reach {host}:{port} ({e.strerror or e})") from None
+            raise LinkDownError(f"cannot reach {host}:{port} ({e.strerror or e})") from None
 
 
 @dataclass

@@ -15,7 +15,10 @@ One pass, in this order, each step safe to repeat after a crash at any instant:
 
 While `run_forever` is online it also keeps Firestore listeners on the same queries, so a
 review reaches the kiosk within seconds; after a disconnect the next pass's catch-up query
-fills any gap. Offline, attempts back off exponentially with jitter.
+fills any gap. When the link drops, it is probed often (a TCP connect) and the next pass starts
+the moment a probe gets through; when a server fails or refuses, attempts back off
+exponentially with jitter (kiosk.cases.link). Images go one at a time on a slow link and
+several at once on a fast one (kiosk.cases.send_window).
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,12 +42,15 @@ from kiosk.cases import cloud_schema as schema
 from kiosk.cases.firebase import (
     CredentialsError,
     FirebaseClients,
+    LinkDownError,
     OfflineError,
     check_credentials_file,
     connect,
     probe,
 )
+from kiosk.cases.link import Failure, LinkMonitor, causes, classify, probe_delay
 from kiosk.cases.model_updates import ModelUpdater
+from kiosk.cases.send_window import SendWindow
 from kiosk.cases.specialist_check import message_verifies, review_verifies
 from kiosk.cases.store import Case, CaseStore, CaseStoreError, Message, utc_now
 from kiosk.cases.sync_status import SyncProblem, SyncStatus
@@ -53,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LAST_SYNC_KEY = "sync.last_sync"
+LINK_KEY = "sync.link"  # the link's stability, for `kiosk status` (another process)
 WATERMARK_KEY = "sync.remote_watermark"
 # Documents written in the same instant by two servers can become visible slightly out of
 # order; re-reading a minute before the watermark costs little (applying is idempotent).
@@ -72,6 +81,10 @@ CLOUD_ACTED_STATUSES = [schema.STATUS_CLASSIFIED, schema.STATUS_REVIEWED]
 
 class IntegrityError(Exception):
     """Storage holds different bytes than the kiosk sent."""
+
+
+class ServerGaveUpError(Exception):
+    """A server kept answering with errors until the client's retries ran out."""
 
 
 @dataclass
@@ -150,6 +163,8 @@ class SyncService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempt = 0
+        self._window = SendWindow(config.sync_concurrency)  # kept across passes
+        self._link = LinkMonitor()
         self._status = replace(
             SyncStatus.offline(pending=store.queue_depth()),
             last_sync=self._stored_last_sync(),
@@ -239,12 +254,14 @@ class SyncService:
         except Exception as e:
             # A server that died mid-pass looks like this: drop the connection, try later.
             self._disconnect()
+            link_lost = classify(e) is Failure.LINK
             self._with(
                 online=False,
                 last_error=f"sync failed: {type(e).__name__}",
-                problem=SyncProblem.SERVER_ERROR,
+                problem=SyncProblem.NO_CONNECTION if link_lost else SyncProblem.SERVER_ERROR,
             )
-            raise OfflineError(f"sync failed: {type(e).__name__}: {e}") from e
+            failed = LinkDownError if link_lost else OfflineError
+            raise failed(f"sync failed: {type(e).__name__}: {e}") from e
         finally:
             self._with(
                 syncing=False,
@@ -256,8 +273,12 @@ class SyncService:
         self, clients: FirebaseClients, cases: list[Case], report: PassReport
     ) -> None:
         done = 0
-        lost = threading.Event()  # a server went away: start no more uploads this pass
+        sent_bytes = 0
+        lost = threading.Event()  # the link dropped: start no more uploads this pass
+        server_gave_up: list[BaseException] = []  # the client's retries ran out on a server
         confirmed: list[str] = []  # uploaded, not yet marked in the store
+        window = self._window
+        self._with(bytes_sent_this_pass=0, send_window=window.size)
 
         def mark_confirmed() -> None:
             with self._lock:
@@ -267,14 +288,18 @@ class SyncService:
                 self.store.mark_uploaded_many(batch)
 
         def one(case: Case) -> None:
-            nonlocal done
-            if lost.is_set():
+            nonlocal done, sent_bytes
+            if lost.is_set() or server_gave_up:
                 return
+            started = time.monotonic()
             try:
                 self.send_case(clients, case)
+                window.finished(time.monotonic() - started, case.image_bytes)
+                self._link.sent(case.image_bytes)
                 report.uploaded.append(case.case_id)
                 with self._lock:
                     confirmed.append(case.case_id)
+                    sent_bytes += case.image_bytes
                     full = len(confirmed) >= MARK_BATCH
                 if full:
                     mark_confirmed()
@@ -286,24 +311,51 @@ class SyncService:
                 report.failed[case.case_id] = error
                 self.store.record_upload_failure(case.case_id, error)
                 log.warning("case %s not uploaded: %s", case.case_id, type(e).__name__)
-                if _is_connection_loss(e):
+                if classify(e) is Failure.LINK:
+                    window.cut()
                     lost.set()
+                elif _retries_ran_out(e):
+                    server_gave_up.append(e)
             finally:
                 with self._lock:
                     done += 1
-                self._with(done_this_pass=done)
+                    sent_now = sent_bytes
+                state = window.state()
+                self._with(
+                    done_this_pass=done,
+                    bytes_sent_this_pass=sent_now,
+                    send_window=state.size,
+                    link_rate_bytes_per_s=state.rate_bytes_per_s,
+                )
 
-        # Oldest first: the pool takes work in submission order; a few uploads overlap so one
-        # slow request does not hold the queue.
+        # Oldest first, as many at once as the send window allows: one on a slow link (a
+        # whole image fits an up-window), more while uploads finish quickly.
+        pending = iter(cases)
+        running: set[Future[None]] = set()
         try:
-            with ThreadPoolExecutor(max_workers=self.config.sync_concurrency) as pool:
-                list(pool.map(one, cases))
+            with ThreadPoolExecutor(max_workers=window.maximum) as pool:
+                while True:
+                    while not lost.is_set() and not server_gave_up and len(running) < window.size:
+                        case = next(pending, None)
+                        if case is None:
+                            break
+                        running.add(pool.submit(one, case))
+                    if not running:
+                        break
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()  # one() handles its errors; anything else is a bug
         finally:
             mark_confirmed()
+            self._publish_link()
         if lost.is_set():
-            raise OfflineError(
+            raise LinkDownError(
                 f"connection lost during upload ({len(report.uploaded)} of {len(cases)} done)"
             )
+        if server_gave_up:
+            raise ServerGaveUpError(
+                f"the server kept failing ({len(report.uploaded)} of {len(cases)} done)"
+            ) from server_gave_up[0]
 
     def send_case(self, clients: FirebaseClients, case: Case) -> None:
         """The image, then the document; the caller marks the case uploaded afterwards."""
@@ -312,18 +364,22 @@ class SyncService:
         data = self.store.read_verified_image(case)  # quarantines and raises when unusable
         blob_path = schema.case_image_path(case.kiosk_id, case.case_id)
         blob = clients.bucket.blob(blob_path)
-        blob.metadata = {
-            "case_id": case.case_id,
-            "kiosk_id": case.kiosk_id,
-            "sha256": case.image_sha256,
-        }
-        blob.upload_from_string(
-            data,
-            content_type=schema.IMAGE_CONTENT_TYPE,
-            timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
-            retry=_storage_retry(),
-        )
         expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        # A case that failed before (often: the link dropped between the image and the
+        # document) may have its image stored already: one metadata request instead of the
+        # whole image again over a slow link.
+        if not (case.upload_attempts and _stored_already(blob, expected_md5, len(data))):
+            blob.metadata = {
+                "case_id": case.case_id,
+                "kiosk_id": case.kiosk_id,
+                "sha256": case.image_sha256,
+            }
+            blob.upload_from_string(
+                data,
+                content_type=schema.IMAGE_CONTENT_TYPE,
+                timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
+                retry=_storage_retry(),
+            )
         if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
             raise IntegrityError(f"storage holds different bytes for {blob_path}")
         # "Already exists": an earlier attempt created it before the kiosk could record that.
@@ -517,10 +573,18 @@ class SyncService:
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
         rng = random.Random()
+        down_since: float | None = None  # the link dropped then: probe instead of waiting
+        link_up = False  # the last probe or pass got through
         while not stop.is_set():
+            if down_since is not None:
+                if not self._probe_link(time.monotonic() - down_since, stop, rng):
+                    link_up = False
+                    continue
+                link_up = True
             try:
                 self.sync_once()
                 self._attempt = 0
+                down_since, link_up = None, True
                 if self._clients is not None:
                     try:
                         self._start_listeners(self._clients)
@@ -533,13 +597,55 @@ class SyncService:
                 delay = BACKOFF_MAX_S
             except OfflineError as e:
                 self._stop_listeners()
+                if classify(e) is Failure.LINK:
+                    # The network, not Firebase: probe from now on, send once it is back.
+                    if link_up:
+                        self._link.dropped()
+                        self._publish_link()
+                    if down_since is None:
+                        down_since = time.monotonic()
+                    link_up = False
+                    log.info("link down (%s); probing", e)
+                    continue
+                down_since = None
                 delay = backoff_delay(self._attempt, rng)
                 self._attempt += 1
-                log.info("offline (%s); next try in %.0f s", e, delay)
+                log.info("sync failed (%s); next try in %.0f s", e, delay)
                 self._with(next_attempt_in_s=round(delay, 1))
             self._wake.wait(timeout=delay)
             self._wake.clear()
         self._disconnect()
+
+    def _probe_link(self, down_for_s: float, stop: threading.Event, rng: random.Random) -> bool:
+        """Wait for the next probe (a sync request cuts the wait short), then one TCP connect
+        to each endpoint: True when all answered."""
+        delay = probe_delay(down_for_s, self.config.link_probe_interval_s, rng)
+        self._with(next_attempt_in_s=round(delay, 1))
+        self._wake.wait(timeout=delay)
+        self._wake.clear()
+        if stop.is_set():
+            return False
+        try:
+            probe(self.config)
+        except OfflineError:
+            return False
+        return True
+
+    def _publish_link(self) -> None:
+        """The link's stability on the status and, for `kiosk status`, in the store."""
+        link = self._link.report()
+        self._with(
+            link_unstable=link.unstable,
+            link_drops_recent=link.drops_recent,
+            cases_sent_while_unstable=link.cases_sent_while_unstable,
+            bytes_sent_while_unstable=link.bytes_sent_while_unstable,
+        )
+        try:
+            self.store.set_value(
+                LINK_KEY, json.dumps({**link.as_dict(), "at": utc_now().isoformat()})
+            )
+        except CaseStoreError as e:  # a status line must not stop sending
+            log.warning("link status not stored: %s", e)
 
     def start(self) -> SyncService:
         if self._thread is None or not self._thread.is_alive():
@@ -559,9 +665,41 @@ class SyncService:
 
 
 def _storage_retry() -> Any:
-    from google.cloud.storage.retry import DEFAULT_RETRY
+    """Retry a server's passing trouble (429, 5xx) within the budget, never a dropped
+    connection: the library would wait 1, 2, 4 s on a timer, while run_forever probes the link
+    and sends again the moment it is back."""
+    from google.api_core import exceptions as gexc
+    from google.api_core.retry import Retry, if_exception_type
 
-    return DEFAULT_RETRY.with_timeout(RETRY_BUDGET_S)
+    return Retry(
+        predicate=if_exception_type(
+            gexc.TooManyRequests,
+            gexc.InternalServerError,
+            gexc.BadGateway,
+            gexc.ServiceUnavailable,
+            gexc.GatewayTimeout,
+        ),
+        initial=1.0,
+        maximum=4.0,
+        timeout=RETRY_BUDGET_S,
+    )
+
+
+def _stored_already(blob: Any, md5: str, size: int) -> bool:
+    """Storage holds exactly these bytes under this name (one metadata request)."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        blob.reload(timeout=UPLOAD_TIMEOUT_S, retry=None)
+    except NotFound:
+        return False
+    return blob.md5_hash == md5 and blob.size == size
+
+
+def _retries_ran_out(error: BaseException) -> bool:
+    from google.api_core.exceptions import RetryError
+
+    return any(isinstance(e, RetryError) for e in causes(error))
 
 
 def _firestore_retry() -> Any:
@@ -574,20 +712,6 @@ def _firestore_retry() -> Any:
         maximum=2.0,
         timeout=RETRY_BUDGET_S,
     )
-
-
-def _is_connection_loss(error: BaseException) -> bool:
-    from google.api_core.exceptions import RetryError, ServiceUnavailable
-
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, (RetryError, ServiceUnavailable, ConnectionError, TimeoutError)):
-            return True
-        name = type(seen).__name__
-        if name in {"ConnectionError", "NewConnectionError", "MaxRetryError", "ReadTimeout"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 # Longest text kept from a document (a forged one can be any size; the console's are shorter).

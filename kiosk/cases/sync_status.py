@@ -32,6 +32,15 @@ class SyncStatus:
     # Reviews and specialist messages kept aside because their signature did not verify.
     unverified_items: int = 0
     model_rejected: str | None = None  # releases the last check skipped ("version: reason")
+    # A flapping link (kiosk.cases.link): it dropped repeatedly within minutes; what got
+    # through since it began to drop; what the running pass has sent.
+    link_unstable: bool = False
+    link_drops_recent: int = 0
+    cases_sent_while_unstable: int = 0
+    bytes_sent_while_unstable: int = 0
+    bytes_sent_this_pass: int = 0
+    send_window: int = 1  # images on the wire at once now (adaptive, up to sync_concurrency)
+    link_rate_bytes_per_s: float | None = None  # measured per-upload throughput
 
     @classmethod
     def offline(cls, pending: int = 0) -> SyncStatus:
