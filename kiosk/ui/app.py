@@ -29,6 +29,7 @@ from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.pointer import DOWN, presses
 from kiosk.ui.tasks import Tasks
 from kiosk.ui.text import TextPainter
+from kiosk.ui.watermark import draw_watermark
 
 if TYPE_CHECKING:
     from kiosk.cases.store import CaseStore
@@ -180,8 +181,17 @@ class App:
             if self.screen.tab is not None:
                 self._tab_bar(ui)
             self._draw_toast(ui)
+        if self.demo_mode():
+            draw_watermark(ui)
         self.last_ui = ui
         return ui
+
+    def demo_mode(self) -> bool:
+        """The demo clip is the camera, or the capture on screen came from it."""
+        capture = self.capture
+        if capture is not None and capture.demo and self.screen.name in ("report", "save"):
+            return True
+        return bool(getattr(self.services.pipeline.snapshot(), "demo", False))
 
     def _handle(self, kind: str, pos: tuple[int, int]) -> None:
         button = self.button_at(pos)

@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST
+from kiosk.cases.provenance import Provenance
 from kiosk.cases.store import CaseStore, OnDeviceResult
 from kiosk.live.camera import MESSAGES, SourceStatus
+from kiosk.live.evidence import Evidence
 from kiosk.live.frames import Frame
 from kiosk.live.pipeline import Snapshot
 from kiosk.live.triage import Verdict
-from kiosk.live.vision import GuideBox
+from kiosk.live.vision import GuideBox, QualityIssue, QualityReport, crop_rect, to_model_input
 from kiosk.model.conditions import CONDITIONS
 from kiosk.model.decision import Decision, Thresholds, decide
 
@@ -81,10 +83,47 @@ def snapshot(
     image: np.ndarray | None = None,
     source: SourceStatus = LIVE,
     hints: tuple[str, ...] = (),
+    source_kind: str = "picamera2",
+    evidence: bool = True,
 ) -> Snapshot:
+    """What the pipeline would hand out. `quality` codes on the verdict: the latest frame was
+    rejected (Capture waits). `evidence`: a classified frame of this scene exists (its picture
+    is the guide box of `image`); False: the scene has none yet (Capture says "hold still")."""
     picture = skin_picture() if image is None else image
     frame = Frame(picture, timestamp=0.0, sequence=1) if source.state == "live" else None
-    return Snapshot(verdict, frame, source, frames_seen=40, frames_gated=32, hints=hints)
+    rejected = tuple(QualityIssue(c) for c in (verdict.quality if verdict else ()))
+    quality = QualityReport(ok=not rejected, issues=rejected, measures={})
+    kept: Evidence | None = None
+    if evidence and frame is not None and verdict is not None and verdict.decision is not None:
+        h, w = picture.shape[:2]
+        box = GuideBox().rect(w, h)
+        kept = Evidence(
+            frame=frame,
+            crop_box=box,
+            model_input=to_model_input(crop_rect(picture, box)),
+            quality=quality,
+            verdict=verdict,
+            provenance=Provenance(
+                source=source_kind,
+                lens="auto",
+                picture_kind="clinical",
+                crop_box=box,
+                frame_size=(w, h),
+                frames_averaged=verdict.frames_used,
+                model_version="",  # made up: the services' model version is said instead
+            ),
+        )
+    return Snapshot(
+        verdict,
+        frame,
+        source,
+        frames_seen=40,
+        frames_gated=32,
+        hints=hints,
+        evidence=kept,
+        quality=quality if frame is not None else None,
+        source_kind=source_kind,
+    )
 
 
 def fill_store(store: CaseStore, model_version: str = "demo-1") -> list[str]:

@@ -22,7 +22,7 @@ from kiosk.config import KioskConfig
 from kiosk.ui import demo
 from kiosk.ui.app import App, Services
 from kiosk.ui.canvas import Button
-from kiosk.ui.capture import Capture
+from kiosk.ui.capture import capture_from
 from kiosk.ui.i18n import ui_languages
 from kiosk.ui.text import TextPainter, TextRecord
 
@@ -63,10 +63,13 @@ def _states(
 
         return enter
 
-    def report(verdict, hints: tuple[str, ...] = ()) -> Callable[[], None]:
+    def report(
+        verdict, hints: tuple[str, ...] = (), source_kind: str = "picamera2"
+    ) -> Callable[[], None]:
         def enter() -> None:
             app.go("scan")
-            app.capture = Capture(verdict, demo.skin_picture(), hints)
+            pipeline.snap = demo.snapshot(verdict, hints=hints, source_kind=source_kind)
+            app.capture = capture_from(pipeline.snap)  # as the Capture button takes it
             app.go("report")
 
         return enter
@@ -157,6 +160,9 @@ def _states(
         ),
         "scan_urgent": scan(demo.verdict_for("melanoma", 0.66, stable=False)),
         "scan_no_camera": scan(None, source=demo.LOST),
+        "scan_hold_still": scan(demo.verdict_for("eczema", 0.6, stable=False), evidence=False),
+        "scan_demo": scan(demo.verdict_for("acne", 0.8), source_kind="demo"),
+        "report_demo": report(demo.verdict_for("acne", 0.8), source_kind="demo"),
         "report": report(demo.verdict_for("eczema", 0.82)),
         "report_urgent": report(demo.verdict_for("melanoma", 0.71), hints=("attach_dermoscope",)),
         "report_unsure": report(demo.verdict_for("acne", 0.38)),
@@ -174,6 +180,8 @@ def _states(
                 last_error="network unreachable",
                 problem=SyncProblem.NO_CONNECTION,
                 next_attempt_in_s=25,
+                link_unstable=True,  # a flapping link: the line saying so must fit too
+                cases_sent_while_unstable=4,
             )
         ),
         "inbox": lambda: app.go("inbox"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kiosk.cases.store import MAX_PATIENT_REF, DiskFullError, OnDeviceResult
@@ -109,14 +110,21 @@ class SaveScreen(Screen):
             self.error = self.app.strings.t("save.ref_or_code")
             return
         services = self.app.services
-        on_device = OnDeviceResult.from_decision(capture.verdict.decision, services.model_version)
+        provenance = capture.provenance  # how the picture was taken, stored with the case
+        # The model that made this verdict, even if a new release arrived since the capture.
+        version = (provenance.model_version if provenance else "") or services.model_version
+        if provenance is not None and not provenance.model_version:
+            provenance = replace(provenance, model_version=version)
+        on_device = OnDeviceResult.from_decision(capture.verdict.decision, version)
         image, ref = capture.image, self.patient_ref
         site = stored_site(self.body_site, self.side)
         self._confirm_code = self.urgent and not ref
         self.saving = True
         self.error = ""
         self.app.tasks.submit(
-            lambda: services.store.save_case(image, on_device, ref, site, consent=True),
+            lambda: services.store.save_case(
+                image, on_device, ref, site, consent=True, provenance=provenance
+            ),
             on_done=self._saved,
             on_error=self.show_failure,
         )

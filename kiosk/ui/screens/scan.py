@@ -10,7 +10,7 @@ from kiosk.live.camera import MESSAGES as CAMERA_MESSAGES
 from kiosk.live.triage import advice_for, quality_hint
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.ui.capture import Capture
+from kiosk.ui.capture import Readiness, capture_from, readiness
 from kiosk.ui.language_picker import LanguagePicker
 from kiosk.ui.pictures import fit_size, to_surface
 from kiosk.ui.reasons import cancer_not_ruled_out, is_none_found
@@ -47,13 +47,19 @@ class ScanScreen(Screen):
     # ---- actions --------------------------------------------------------------------------
 
     def capture(self) -> None:
-        snap = self.snapshot
-        if snap is None or snap.verdict is None or snap.verdict.decision is None:
+        # The picture and the verdict of one scene (the pipeline's evidence), never the
+        # newest frame with an older verdict; without a verdict of this scene, wait.
+        capture = capture_from(self.snapshot)
+        if capture is None:
+            self.capture_refused()
             return
-        if snap.frame is None:
-            return
-        self.app.capture = Capture(snap.verdict, snap.frame.image, snap.hints)
+        self.app.capture = capture
         self.app.go("report")
+
+    def capture_refused(self) -> None:
+        reason = _READINESS_KEYS.get(readiness(self.snapshot))
+        if reason is not None:
+            self.app.notify(self.app.strings.t(reason))
 
     def tap(self, pos: tuple[int, int]) -> None:
         """A tap on the preview moves the guide box there (the model reads what is inside)."""
@@ -170,7 +176,9 @@ class ScanScreen(Screen):
             ui.text(ui.t("scan.confidence", pct=pct), ui.rect(x, y, w, 30), size=theme.SMALL)
             y += 32
         if decision is not None:
-            steady = bool(verdict and verdict.stable)
+            # A frame the gate rejects (blurry, dark…) is never "steady", whatever was held.
+            ready = readiness(snap) is Readiness.READY
+            steady = bool(verdict and verdict.stable and ready)
             icon = ui.rect(x, y + 2, 26, 26)
             # Neutral: "steady" says the reading settled, not that the skin is fine.
             ui.icon("steady" if steady else "clock", icon, theme.MUTED)
@@ -181,6 +189,18 @@ class ScanScreen(Screen):
             )
             y += 38
         capture_h = 84
+        state = readiness(snap)
+        waiting = _READINESS_KEYS.get(state) if snap.source.state == "live" else None
+        if waiting is not None:  # why Capture is greyed out, just above it
+            capture_h += 34
+            ui.text(
+                ui.t(waiting),
+                ui.rect(x, bottom - capture_h, w, 30),
+                size=theme.SMALL,
+                min_size=theme.MIN,
+                color=theme.MUTED,
+                bold=True,
+            )
         notice = _notice(decision) if decision is not None else None
         if notice is not None:
             # Urgent is shown the moment it appears, not only once captured; "none found"
@@ -198,16 +218,25 @@ class ScanScreen(Screen):
                 color=style.text,
                 bold=True,
             )
+        button_h = 84
         ui.button(
             "capture",
-            ui.rect(x, bottom - capture_h, w, capture_h),
+            ui.rect(x, bottom - button_h, w, button_h),
             ui.t("scan.capture"),
             self.capture,
             style="primary",
             icon="camera",
-            enabled=decision is not None and snap.frame is not None,
+            enabled=state is Readiness.READY,
+            refused=self.capture_refused,
             size=theme.HEAD,
         )
+
+
+# Why Capture waits, in words (kiosk.ui.capture.readiness); no camera says so on the preview.
+_READINESS_KEYS = {
+    Readiness.REJECTED: "scan.capture_wait_quality",
+    Readiness.HOLD_STILL: "scan.hold_still",
+}
 
 
 def _notice(decision) -> tuple[Urgency, str] | None:
