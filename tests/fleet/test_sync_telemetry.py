@@ -71,6 +71,8 @@ def test_sync_process_publishes_its_state_and_obeys_sync_now(
         assert store.counts()["uploaded"] == 2
 
         # An unsigned "review" (what any Firestore credential can write) is counted, not shown.
+        # The running listener may bring it in before the write call returns: count from here.
+        seen = len(recorder.messages)
         cloud.db.collection(schema.CASES).document(case_ids[0]).update(
             {
                 "status": schema.STATUS_REVIEWED,
@@ -78,7 +80,6 @@ def test_sync_process_publishes_its_state_and_obeys_sync_now(
                 "updated_at": SERVER_TIMESTAMP,
             }
         )
-        seen = len(recorder.messages)
         publish(mqtt_broker, f"{base}/cmd/sync_now", json.dumps({"id": "now-2"}))
         flagged = recorder.wait_for(
             lambda m: m.topic == f"{base}/state" and m.json().get("unverified_items") == 1,
