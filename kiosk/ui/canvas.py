@@ -163,7 +163,7 @@ class Ui:
         # a key too narrow for that keeps the old 8 (one glyph, centred).
         side_pad = self.px(LABEL_PAD) if rect.width >= self.px(WIDE_BUTTON) else pad
         inner = rect.inflate(-2 * side_pad, -pad)
-        if badge:  # keep the words clear of the count's dot on the end side
+        if badge and not icon:  # keep the words clear of the count's dot on the end side
             room = self.px(24)
             inner = pygame.Rect(
                 inner.left + (room if self.rtl else 0), inner.top, inner.width - room, inner.height
@@ -173,17 +173,22 @@ class Ui:
             box = pygame.Rect(0, 0, side, side)
             box.center = inner.center
             if label:  # the icon on the reading side, the words after it
-                rest = inner.width - side - pad
+                overhang = self.px(6) if badge else 0  # the count's dot past the icon
+                rest = inner.width - side - pad - overhang
                 if self.rtl:
                     box.right = inner.right
                     inner = pygame.Rect(inner.left, inner.top, rest, inner.height)
                 else:
                     box.left = inner.left
-                    inner = pygame.Rect(box.right + pad, inner.top, rest, inner.height)
+                    inner = pygame.Rect(box.right + pad + overhang, inner.top, rest, inner.height)
             self.icon(icon, box, fg)
         if label:
             self.text(label, inner, size=size, color=fg, align="center", valign="middle", bold=True)
-        if badge:
+        if badge and icon:
+            # On the icon's corner, as phones do: the words keep their room ("Messages" with a
+            # count shrank and ran into the dot in French).
+            self._badge(box.inflate(self.px(26), self.px(14)), badge, small=True)
+        elif badge:
             self._badge(rect, badge)
         button = Button(
             name, pygame.Rect(rect), label, action if enabled else None, enabled, refused
@@ -197,15 +202,16 @@ class Ui:
         self.buttons.append(button)
         return button
 
-    def _badge(self, rect: pygame.Rect, count: int) -> None:
-        """A count in a red dot on the button's end corner (the number is the signal)."""
-        d = self.px(26)
+    def _badge(self, rect: pygame.Rect, count: int, small: bool = False) -> None:
+        """A count in a red dot on the end corner of `rect` (the number is the signal)."""
+        d = self.px(22 if small else 26)
+        inset = 0 if small else self.px(3)
         dot = pygame.Rect(0, 0, d, d)
-        dot.top = rect.top + self.px(3)
+        dot.top = rect.top + inset
         if self.rtl:
-            dot.left = rect.left + self.px(3)
+            dot.left = rect.left + inset
         else:
-            dot.right = rect.right - self.px(3)
+            dot.right = rect.right - inset
         # A white ring keeps the dot visible on a red (urgent) button too.
         pygame.draw.ellipse(self.surface, (255, 255, 255), dot.inflate(self.px(4), self.px(4)))
         pygame.draw.ellipse(self.surface, theme.DANGER, dot)

@@ -27,6 +27,7 @@ def test_case_codes_are_short_readable_aloud_and_stable() -> None:
     assert all(len(c) == LENGTH == 6 for c in codes)
     assert not set("".join(codes)) - set(ALPHABET)
     assert not set("0O1I") & set(ALPHABET)
+    assert not set("AEIOUY") & set(ALPHABET)  # no vowels: no code spells a word
     assert len(set(codes)) == len(codes)  # no collision among a busy kiosk's cases
     assert case_code(ids[7]) == case_code(ids[7])  # the same on every screen and machine
     with pytest.raises(ValueError, match="case id"):

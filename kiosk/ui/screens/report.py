@@ -48,7 +48,7 @@ class ReportScreen(Screen):
         urgent = urgency is Urgency.URGENT
         # "Not sure" and not urgent: the banner says what the text says (retake, or show a
         # health worker), and Retake is the main action, not Save.
-        unsure = decision.abstained and not urgent
+        unsure = decision.abstained and not urgent and not cancer_not_ruled_out(decision)
         banner = ui.t("report.unsure_banner") if unsure else advice.urgency_banner
 
         # The banner: colour, icon and words; an urgent one is taller and larger.
