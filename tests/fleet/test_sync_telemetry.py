@@ -80,9 +80,17 @@ def test_sync_process_publishes_its_state_and_obeys_sync_now(
                 "updated_at": SERVER_TIMESTAMP,
             }
         )
+        # And a release document nobody signed: reported in the state, not installed.
+        cloud.db.collection(schema.MODEL_RELEASES).document("2099.12.31").set(
+            {"version": "2099.12.31", "published_at": "2099-12-31T00:00:00+00:00"}
+        )
         publish(mqtt_broker, f"{base}/cmd/sync_now", json.dumps({"id": "now-2"}))
         flagged = recorder.wait_for(
-            lambda m: m.topic == f"{base}/state" and m.json().get("unverified_items") == 1,
+            lambda m: (
+                m.topic == f"{base}/state"
+                and m.json().get("unverified_items") == 1
+                and (m.json().get("model_rejected") or "").startswith("2099.12.31: ")
+            ),
             timeout=60,
             after=seen,
         ).json()
