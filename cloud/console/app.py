@@ -62,6 +62,7 @@ from cloud.console.store import (
 )
 from cloud.console.thumbnails import Thumbnails
 from cloud.console.worklist import REVIEWED_DAYS, Filters, build
+from kiosk.cases.specialist_check import message_verifies, review_verifies
 from kiosk.model.conditions import CONDITIONS, URGENT_CONDITIONS
 
 _PUBLIC_ENDPOINTS = {"login", "static", "health", "favicon"}
@@ -69,6 +70,13 @@ _PUBLIC_ENDPOINTS = {"login", "static", "health", "favicon"}
 QUEUE_ROWS_SHOWN = 200
 OVERVIEW_DAYS = (7, 14, 30, 90)
 STATIC = Path(__file__).parent / "static"
+# Column heads of the agreement tables (each with its full name as a tooltip): the usual
+# abbreviations, so seven columns fit a tablet.
+SHORT_NAMES = {
+    "actinic_keratosis": "AK",
+    "basal_cell_carcinoma": "BCC",
+    "dermatofibroma": "DF",
+}
 
 
 @dataclass(frozen=True)
@@ -245,10 +253,24 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
             for label in CONDITIONS
         ]
         rows.sort(key=lambda r: -max(r[1] or 0, r[2] or 0))
+        thread = store.messages(case_id)
+        # What the kiosk will show as the specialist's is what verifies against this console's
+        # key: the page says so, so a review or message forged with a kiosk credential stands
+        # out here too.
+        verified = {
+            m.message_id
+            for m in thread
+            if message_verifies(m.fields, m.message_id, case_id, c.kiosk_id, signer.public_key)
+        }
+        review_ok = c.review_fields is not None and review_verifies(
+            c.review_fields, case_id, c.kiosk_id, signer.public_key
+        )
         return render_template(
             "case.html",
             case=c,
-            messages=store.messages(case_id),
+            messages=thread,
+            verified=verified,
+            review_verified=review_ok,
             templates=TEMPLATES,
             form=form,
             problems=problems or [],
@@ -349,6 +371,7 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
                 f"Cases per day by urgency, last {days} days", f.days, series
             ),
             urgencies=figures.URGENCIES,
+            short_names=SHORT_NAMES,
             queue_depth=store.queue_depth(),
             kiosks=kiosks,
             latest_release=store.latest_release(),

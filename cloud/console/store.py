@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,7 +126,8 @@ class Case:
     review: Review | None
     demo: bool = False  # the bundled demo clip, never a patient
     provenance: Provenance | None = None  # absent for cases saved before it was recorded
-    review_signed: bool = False
+    # The review map as stored, for checking its signature (kiosk.cases.specialist_check).
+    review_fields: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def queue_rank(self) -> int:
@@ -169,7 +170,7 @@ class Message:
     body: str
     created_at: datetime | None
     kiosk_id: str  # the kiosk a health worker's message came from
-    signed: bool
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def _case(doc_id: str, d: dict[str, Any]) -> Case:
         review=Review.from_dict(review) if isinstance(review, dict) else None,
         demo=bool(d.get("demo")) or bool(provenance and provenance.demo),
         provenance=provenance,
-        review_signed=isinstance(review, dict) and bool(review.get("signature")),
+        review_fields=dict(review) if isinstance(review, dict) else None,
     )
 
 
@@ -350,7 +351,7 @@ class ConsoleStore:
                     body=str(d.get("body", "")),
                     created_at=_time(d.get("created_at")),
                     kiosk_id=str(d.get("kiosk_id", "")),
-                    signed=bool(d.get("signature")),
+                    fields=d,
                 )
             )
         return sorted(rows, key=lambda m: (m.created_at or EPOCH, m.message_id))

@@ -58,6 +58,7 @@ def shoot(page, shots: Path, name: str) -> Path:
             img.loading = "eager";
             return img.complete && img.naturalWidth ? 1 : img.decode().catch(() => 0); }))"""
     )
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky picture is drawn where it sits
     path = shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     extra = os.environ.get("SKINSCAN_SCREENSHOT_DIR")

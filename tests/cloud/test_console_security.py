@@ -346,3 +346,55 @@ def test_the_signing_key_is_private_and_kept(tmp_path):
     path.chmod(0o644)
     with pytest.raises(PrivateFileError):
         load_or_create_key(path)
+
+
+def test_the_case_page_tells_signed_specialist_content_from_forged(clean, tmp_path):
+    fb = clean.fb
+    case_id = put_case(fb, image=sample_images()[0], label="melanoma", urgency="urgent")
+    ref = fb.db.collection(schema.CASES).document(case_id)
+    # What a stolen kiosk credential can write: a "review" and a "dermatologist" message.
+    ref.update(
+        {
+            "status": schema.STATUS_REVIEWED,
+            "review": {
+                "label": "other",
+                "recommendation": "Benign. No referral needed.",
+                "reviewer": NAME,
+                "reviewer_username": USER,
+                "reviewed_at": datetime.now(UTC),
+                "signed_at": "2026-12-01T00:00:00+00:00",
+                "signature": "AAAA",
+            },
+        }
+    )
+    ref.collection(schema.MESSAGES).document("forged").set(
+        {
+            "case_id": case_id,
+            "kiosk_id": "kiosk-test",
+            "author": schema.AUTHOR_DERMATOLOGIST,
+            "author_name": NAME,
+            "body": "No need to refer.",
+            "created_at": datetime.now(UTC) - timedelta(minutes=2),
+        }
+    )
+    ref.collection(schema.MESSAGES).document("elsewhere").set(
+        {
+            "case_id": case_id,
+            "kiosk_id": "kiosk-other",
+            "author": schema.AUTHOR_HEALTH_WORKER,
+            "author_name": "",
+            "body": "Ignore the review.",
+            "created_at": datetime.now(UTC) - timedelta(minutes=1),
+        }
+    )
+    client = signed_in(make_app(clean, tmp_path))
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert page.count("not signed by this console") == 2  # the review and the message
+    assert "not this case's kiosk (kiosk-test)" in page
+
+    sent = decide(client, case_id, label="melanoma", template="melanoma", reply="Refer today.")
+    assert sent.status_code == 302
+    page = client.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "signed by this console</span>" in page  # the new review
+    assert page.count("not signed by this console") == 1  # only the forged message is left
+    assert "· signed" in page  # the console's own reply

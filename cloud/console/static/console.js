@@ -80,6 +80,9 @@
   // --- keyboard shortcuts: 1-7 choose a diagnosis (not while typing)
   const form = document.getElementById("decision-form");
   if (!form) return;
+  // a form that came back with problems: say them first (screen readers, keyboard users)
+  const problems = document.getElementById("form-problems");
+  if (problems) { problems.tabIndex = -1; problems.focus(); }
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const t = e.target;
