@@ -92,3 +92,30 @@ def test_commands_run_the_installed_release_and_status_says_which(
     assert status["model_version"].startswith("unusable: the configured model cannot load")
     broken = kiosk(configured, "classify", "--json", sample)
     assert broken.returncode == 2 and broken.stderr.startswith("kiosk: error: ")
+
+
+def test_status_says_a_float_model_in_the_int8_slot_cannot_load(tmp_path: Path) -> None:
+    """Issue 12: the float model under the int8 entry, its sha256 and size matching, was
+    accepted and its version reported; now status says it cannot load and nothing runs."""
+    import shutil
+
+    wrong = tmp_path / "model"
+    wrong.mkdir()
+    shutil.copy(SHIPPED.with_name("skinscan_float.tflite"), wrong / "skinscan_float.tflite")
+    metadata = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    float_file = metadata["files"]["float"]
+    metadata["files"] = {
+        "int8": {
+            **metadata["files"]["int8"],  # says full integer, uint8 input and output
+            **{k: float_file[k] for k in ("path", "sha256", "bytes")},
+        }
+    }
+    (wrong / "skinscan.json").write_text(json.dumps(metadata), encoding="utf-8")
+    env = sync_environment(KioskConfig(data_dir=tmp_path / "kiosk", kiosk_id="k-wrong"))
+    env["SKINSCAN_MODEL"] = str(wrong / "skinscan.json")
+    status = json_out(kiosk(env, "status", "--json"))
+    assert status["model"]["running"] is None
+    assert status["model_version"].startswith("unusable: the configured model cannot load")
+    assert load_metadata(SHIPPED).version not in status["model_version"].split(":")[0]
+    text = kiosk(env, "status")
+    assert "model          none: the configured model cannot load" in text.stdout
