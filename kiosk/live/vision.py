@@ -11,7 +11,8 @@ them again). A Pi 4 (Cortex-A72) is roughly 5–10× slower, which still leaves 
 few ms of a 66 ms frame:
     crop_box                 <0.01 ms  (a view)
     to_model_input            0.7 ms   (INTER_AREA 288→224; denoise=True adds ~0.07 ms)
-    assess_quality            0.65 ms
+    assess_quality            0.65 ms  (since issue 13 on the 224 px model input; given a camera
+                                        crop it first makes that input, as to_model_input)
     dermoscope_field          0.5 ms   (on the whole 640×480 frame)
     find_lesion_box           0.7 ms
     lesion_centred_crop      <0.01 ms  (a view)
