@@ -157,10 +157,6 @@ class Case:
     def review_time(self) -> datetime | None:
         return self.review.reviewed_at if self.review else None
 
-    @property
-    def waiting(self) -> bool:
-        return self.status in OPEN_STATUSES
-
 
 @dataclass(frozen=True)
 class Message:

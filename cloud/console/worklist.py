@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -68,9 +68,6 @@ class Filters:
     def active(self) -> bool:
         return self != Filters()
 
-    def without_search(self) -> Filters:
-        return replace(self, q="")
-
 
 @dataclass(frozen=True)
 class Row:
@@ -115,14 +112,13 @@ class Worklist:
             seen.setdefault(r.case.case_id, None)
         return list(seen)
 
-    def next_after(self, case_id: str, done: Iterable[str] = ()) -> str | None:
-        """The case after `case_id` in this list (wrapping to the top), skipping `done`; None
-        when nothing else is left."""
+    def next_after(self, case_id: str) -> str | None:
+        """The case after `case_id` in this list (wrapping to the top: cases skipped earlier
+        come round again); None when nothing else is left."""
         order = self.order()
-        skip = {case_id, *done}
         start = order.index(case_id) + 1 if case_id in order else 0
         for candidate in order[start:] + order[:start]:
-            if candidate not in skip:
+            if candidate != case_id:
                 return candidate
         return None
 
