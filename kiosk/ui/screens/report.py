@@ -105,8 +105,7 @@ class ReportScreen(Screen):
         escalated = cancer_not_ruled_out(decision)
         pic_h = 118 if escalated else 150  # room for the reason under the label
         pic = ui.rect(MARGIN, top, LEFT_W, pic_h)
-        ui.fill(pic, theme.OVERLAY_DARK, radius=6)
-        size = fit_size(capture.image.shape, pic)
+        size = fit_size(capture.image.shape, pic)  # on the page, not in black letterbox bars
         key = (id(capture.image), size)
         if key != self._thumb_key:
             self._thumb, self._thumb_key = to_surface(capture.image, size), key
@@ -116,7 +115,13 @@ class ReportScreen(Screen):
         self._shown = capture.image
         # The picture is a button: tapped, it fills the screen.
         ui.hotspot("picture", pic, self.enlarge)
-        badge = ui.rect(MARGIN + LEFT_W - 40, top + pic_h - 40, 34, 34)
+        pygame.draw.rect(ui.surface, theme.LINE, rect, max(1, ui.px(1)))
+        badge = pygame.Rect(0, 0, ui.px(34), ui.px(34))
+        inset = ui.px(4)
+        if ui.rtl:
+            badge.bottomleft = (rect.left + inset, rect.bottom - inset)
+        else:
+            badge.bottomright = (rect.right - inset, rect.bottom - inset)
         ui.fill(badge, theme.OVERLAY_DARK, radius=6)
         ui.icon("zoom", badge.inflate(-ui.px(6), -ui.px(6)), (255, 255, 255))
         y = top + pic_h + 8
