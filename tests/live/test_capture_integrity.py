@@ -13,6 +13,7 @@ checkout, or $SKINSCAN_TRAINING_DATA); the test fails loudly without it.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -100,4 +101,37 @@ def test_every_capture_around_a_cut_stores_its_own_verdict(classifier, tmp_path,
     assert not mismatches, f"{len(mismatches)} of 100 saved another scene's verdict: {mismatches}"
     # Both spots were captured, and the melanoma as urgent: the test saw the cut both ways.
     assert labels == {"melanoma", "other"}, labels
+    store.close()
+
+
+def test_captures_from_the_running_threads_store_their_own_verdict(classifier, tmp_path):
+    """The same, with the pipeline's own threads: a replay folder at camera pace, and a
+    consumer that captures whenever it likes, as the touchscreen does."""
+    from kiosk.live.camera import ReplaySource, ResilientSource
+
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    spots = [camera_picture(load_rgb(MELANOMA)), camera_picture(healthy_skin())]
+    for n in range(80):  # cuts every 10 frames: many captures fall near one
+        rgb = spots[(n // 10) % 2]
+        cv2.imwrite(str(folder / f"{n:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    source = ResilientSource(lambda: ReplaySource(folder, fps=30), name="replay:cuts")
+    store = CaseStore(tmp_path / "cases.sqlite3", tmp_path / "images", "kiosk-test")
+    pipeline = LivePipeline(source, classifier, Triage(classifier.thresholds), lens="off")
+    saved = []
+    with pipeline:
+        deadline = time.monotonic() + 60
+        while len(saved) < 40 and time.monotonic() < deadline:
+            time.sleep(0.023)  # not in step with the camera
+            capture = capture_from(pipeline.snapshot())
+            if capture is None:
+                continue
+            on_device = OnDeviceResult.from_decision(capture.verdict.decision, "shipped")
+            saved.append(store.save_case(capture.image, on_device, provenance=capture.provenance))
+    assert len(saved) == 40
+    labels = [c.on_device.label for c in saved]
+    assert {"melanoma", "other"} <= set(labels), labels
+    for case in saved:
+        assert classify_one(classifier, str(case.image_path))["label"] == case.on_device.label
+        assert case.provenance.source == "replay"
     store.close()
