@@ -19,6 +19,7 @@ from kiosk.config import KioskConfig
 from kiosk.live.pipeline import Snapshot
 from kiosk.ui import demo
 from kiosk.ui.app import App, Services
+from kiosk.ui.launch import quiet_audio
 
 WARMUP = 10  # first frames fill the font and text caches
 
@@ -27,6 +28,7 @@ def ui_frame_ms(
     snapshot: Snapshot | None = None, frames: int = 120, size: tuple[int, int] = (800, 480)
 ) -> float:
     """Median milliseconds of `App.step` on the Scan screen (events, update, draw)."""
+    quiet_audio()  # offscreen and silent: no sound device is probed
     pygame.init()
     snap = (
         snapshot

@@ -24,6 +24,7 @@ from kiosk.ui.app import App, Services
 from kiosk.ui.canvas import Button
 from kiosk.ui.capture import capture_from
 from kiosk.ui.i18n import ui_languages
+from kiosk.ui.launch import quiet_audio
 from kiosk.ui.text import TextPainter, TextRecord
 
 
@@ -213,6 +214,7 @@ def render_all_screens(
     size: tuple[int, int] = (800, 480),
     states: Sequence[str] | None = None,
 ) -> list[RenderedScreen]:
+    quiet_audio()  # offscreen and silent: no sound device is probed
     pygame.init()
     out = Path(out_dir)
     painter = TextPainter()  # one font cache for all frames
