@@ -501,8 +501,10 @@ def test_overview_agreement_tables_equal_counts_from_the_documents(clean, consol
 # --------------------------------------------------------------------------- all pages
 
 
-def test_pages_fit_768_px_have_labels_contrast_and_a_favicon(clean, console, page):
+def test_pages_fit_768_px_have_labels_contrast_and_a_favicon(clean, console, page, shots):
     case_id = put_case(clean.fb, image=sample_images()[0])
+    page.goto(console + "/login")
+    shoot(page, shots, "login-1280")
     add_message(clean.fb, case_id, schema.AUTHOR_HEALTH_WORKER, "A question.", 5)
     icon = page.request.get(console + "/favicon.ico")  # no sign-in needed
     assert icon.status == 200 and icon.headers["content-type"] == "image/x-icon"
