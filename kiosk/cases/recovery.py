@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.cases.cloud_schema import AUTHOR_HEALTH_WORKER
 from kiosk.cases.image_files import ImageFolder, image_name
 from kiosk.cases.store import CaseStatus, CaseStore
 
@@ -67,6 +68,7 @@ def recover(
     # No save or cleanup in any process while the database is being replaced.
     with folder.exclusive_lock():
         old_rows, old_messages, report.old_database_error = _read_old_database(db_path)
+        old_rows, old_messages = _as_current_schema(old_rows, old_messages)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         for suffix in ("", "-wal", "-shm"):
             old = Path(f"{db_path}{suffix}")
@@ -118,6 +120,22 @@ def _read_old_database(db_path: Path) -> tuple[list[dict], list[dict], str | Non
     finally:
         db.close()
     return rows, messages, error
+
+
+def _as_current_schema(rows: list[dict], messages: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Rows of an older database as the store's migration would leave them: before schema 3
+    nothing was signed, so its reviews and specialist messages are kept aside as unverified
+    (CaseStore._migrate_unsigned_specialist_content), never restored as the specialist's."""
+    if rows and "review_unverified" not in rows[0]:
+        rows = [
+            {**r, "review_unverified": r.get("review"), "review": None, "review_read_at": None}
+            for r in rows
+        ]
+    if messages and "verified" not in messages[0]:
+        messages = [
+            {**m, "verified": int(m.get("author") == AUTHOR_HEALTH_WORKER)} for m in messages
+        ]
+    return rows, messages
 
 
 def _insert(db: sqlite3.Connection, table: str, row: dict, columns: set[str]) -> int:

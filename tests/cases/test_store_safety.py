@@ -215,3 +215,25 @@ def test_saves_and_opens_in_several_processes_lose_nothing(tmp_path: Path) -> No
         assert hashlib.sha256(store.read_verified_image(case)).hexdigest() == case.image_sha256
     assert store.unrecorded_pictures == ()
     store.close()
+
+
+def test_recovering_an_old_database_keeps_its_unsigned_reviews_aside(tmp_path: Path) -> None:
+    """A pre-signing (schema 2) database: recovery treats its review and specialist message as
+    the store's migration does — kept aside as unverified, never restored as the specialist's."""
+    import sqlite3
+
+    [case_id] = fill(tmp_path, 1)
+    store = CaseStore(tmp_path / "cases.sqlite3", tmp_path / "images", KIOSK, 0)
+    store.apply_remote(case_id, "reviewed", None, {"label": "other", "recommendation": "Fine."})
+    store.add_remote_message("m1", case_id, "dermatologist", "Dr. X", "No need to refer.", None)
+    store.close()
+    with sqlite3.connect(tmp_path / "cases.sqlite3") as db:
+        db.execute("ALTER TABLE cases DROP COLUMN review_unverified")
+        db.execute("ALTER TABLE messages DROP COLUMN verified")
+        db.execute("PRAGMA user_version=2")
+    recover(tmp_path / "cases.sqlite3", tmp_path / "images", KIOSK)
+    store = CaseStore(tmp_path / "cases.sqlite3", tmp_path / "images", KIOSK, 0)
+    case = store.get(case_id)
+    assert case.review is None and case.unverified_review is not None
+    assert store.messages(case_id) == [] and store.unread_count() == 0
+    store.close()
