@@ -31,8 +31,8 @@ Firestore
   Both sides create messages with ids they made, so a retried send never duplicates; the
   console makes its ids on the server and writes them create-only (an existing id is refused).
 - `kiosks/{kiosk_id}`: kiosk_id, last_seen (server timestamp), model_version, queue_depth,
-  app_version, last_sync, model_rejected ("version: reason" while the newest release fails
-  verification on this kiosk, else null).
+  app_version, last_sync, model_rejected (the releases the last check skipped as
+  "version: reason", joined by "; ", at most 5 named then "and N more"; null when none).
 - `model_releases/{version}`: see kiosk.cases.releases (signed manifest).
 - `audit/{event_id}` (review console only; never read by kiosks): action ("review",
   "message"), case_id, actor (staff username), at (server timestamp), detail {label,
