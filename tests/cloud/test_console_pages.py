@@ -237,6 +237,7 @@ def test_one_form_nothing_preselected_draft_kept_then_review_and_reply_in_one_su
     page.goto(f"{console}/cases/{case_id}")
     shoot(page, shots, "case-1280")
 
+    assert page.locator("main form").count() == 1  # one decision, one form
     checked = page.locator('#decision-form input[name="label"]:checked')
     assert checked.count() == 0  # nothing preselected
     assert page.locator("#template").input_value() == ""
@@ -386,6 +387,22 @@ def test_the_case_page_shows_provenance_marks_demo_cases_and_zooms(clean, consol
     )
     scale = image.evaluate("img => img.getBoundingClientRect().width / img.offsetWidth")
     assert scale > 1.5
+    page.get_by_role("button", name="Fit").click()
+    fitted = image.evaluate("img => img.getBoundingClientRect().width / img.offsetWidth")
+    assert abs(fitted - 1) < 0.01
+    # A pinch: two fingers moving apart.
+    page.locator("#zoom").evaluate(
+        """(box) => {
+        const r = box.getBoundingClientRect(), cx = r.left + r.width / 2, cy = r.top + r.height / 2;
+        const ev = (type, id, x) => box.dispatchEvent(new PointerEvent(type, {pointerId: id,
+            clientX: x, clientY: cy, bubbles: true, pointerType: "touch", isPrimary: id === 1}));
+        ev("pointerdown", 1, cx - 20); ev("pointerdown", 2, cx + 20);
+        for (let d = 20; d <= 100; d += 10) {
+            ev("pointermove", 1, cx - d); ev("pointermove", 2, cx + d); }
+        ev("pointerup", 1, cx - 100); ev("pointerup", 2, cx + 100); }"""
+    )
+    pinched = image.evaluate("img => img.getBoundingClientRect().width / img.offsetWidth")
+    assert pinched > 3  # the fingers moved 5x apart (zoom stops at 8x)
     page.get_by_role("button", name="Fit").click()
     fitted = image.evaluate("img => img.getBoundingClientRect().width / img.offsetWidth")
     assert abs(fitted - 1) < 0.01

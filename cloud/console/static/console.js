@@ -34,8 +34,9 @@
       zoomAt(Math.exp(-e.deltaY * 0.0015), e.clientX, e.clientY);
     }, { passive: false });
     box.addEventListener("pointerdown", (e) => {
-      box.setPointerCapture(e.pointerId);
       pointers.set(e.pointerId, [e.clientX, e.clientY]);
+      // keep receiving moves outside the box; a pointer the browser no longer tracks throws
+      try { box.setPointerCapture(e.pointerId); } catch (_) { /* moves inside still count */ }
       if (pointers.size === 2) {
         const [a, b] = [...pointers.values()];
         pinchStart = Math.hypot(a[0] - b[0], a[1] - b[1]);
