@@ -206,7 +206,13 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     def worklist(filters: Filters):  # -> worklist.Worklist
         found = store.search(filters.q) if filters.q else None
         reviewed = store.reviewed_since(filters.reviewed_days) if filters.reviewed_days else []
-        return build(store.queue(), store.unanswered_questions(), reviewed, filters, found)
+        return build(store.queue(), store.unanswered_questions(signed), reviewed, filters, found)
+
+    def signed(case_id: str, message_id: str, fields: dict[str, Any]) -> bool:
+        # The kiosk id the signature covers is the message's own: a message copied from
+        # another case fails anyway, because the signature also covers the case id.
+        kiosk_id = str(fields.get("kiosk_id", ""))
+        return message_verifies(fields, message_id, case_id, kiosk_id, signer.public_key)
 
     @app.get("/")
     def queue() -> str:

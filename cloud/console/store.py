@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,7 +60,18 @@ OVERVIEW_FIELDS = [
     "review.label",
     "review.reviewed_at",
 ]
-MESSAGE_FIELDS = ["author", "created_at"]
+# A message's author and time, and what its signature covers (kiosk.cases.specialist_check).
+MESSAGE_FIELDS = [
+    "author",
+    "created_at",
+    "case_id",
+    "kiosk_id",
+    "author_name",
+    "reviewer_username",
+    "body",
+    "signed_at",
+    "signature",
+]
 SEARCH_ROWS = 50
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -260,14 +271,18 @@ class ConsoleStore:
         snaps = self.db.get_all(refs, field_paths=QUEUE_FIELDS, timeout=CALL_TIMEOUT_S)
         return [_case(s.id, s.to_dict()) for s in snaps if s.exists]
 
-    def unanswered_questions(self) -> dict[str, tuple[Case, datetime]]:
+    def unanswered_questions(
+        self, is_answer: Callable[[str, str, dict[str, Any]], bool]
+    ) -> dict[str, tuple[Case, datetime]]:
         """Cases whose thread ends with a health worker's message nobody answered, reviewed or
         not: case id → (case, when the first unanswered question was asked).
 
-        One collection-group read of every message's author and time (not its text): a
-        programme's messages are a few per case, and a question must never fall through a
-        filter on case status."""
-        threads: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        `is_answer(case_id, message_id, fields)` says whether a dermatologist message really is
+        one (its signature verifies): a message forged with a kiosk credential must not make a
+        question disappear from the worklist. One collection-group read of the messages: a
+        programme's messages are a few short ones per case, and a question must never fall
+        through a filter on case status."""
+        threads: dict[str, list[tuple[datetime, str, str, dict[str, Any]]]] = defaultdict(list)
         for doc in (
             self.db.collection_group(schema.MESSAGES).select(MESSAGE_FIELDS).stream(**BOUNDED)
         ):
@@ -275,13 +290,14 @@ class ConsoleStore:
             if case_ref is None:
                 continue
             d = doc.to_dict()
-            threads[case_ref.id].append((_time(d.get("created_at")) or EPOCH, str(d.get("author"))))
+            when = _time(d.get("created_at")) or EPOCH
+            threads[case_ref.id].append((when, doc.id, str(d.get("author")), d))
         asked: dict[str, datetime] = {}
         for case_id, thread in threads.items():
-            thread.sort()
+            thread.sort(key=lambda m: (m[0], m[1]))
             pending = None
-            for when, author in thread:
-                if author == schema.AUTHOR_DERMATOLOGIST:
+            for when, message_id, author, fields in thread:
+                if author == schema.AUTHOR_DERMATOLOGIST and is_answer(case_id, message_id, fields):
                     pending = None
                 elif author == schema.AUTHOR_HEALTH_WORKER and pending is None:
                     pending = when

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cloud.console.signing import ReviewSigner, load_or_create_key
 from cloud.console.store import OPEN_STATUSES
 from kiosk.cases import cloud_schema as schema
 from kiosk.cases.specialist_signature import KIND_MESSAGE, SignedContent, verifies
@@ -118,6 +119,33 @@ def add_message(fb, case_id: str, author: str, body: str, minutes_ago: float) ->
     )
 
 
+def signed_answer(env, case_id: str, body: str) -> None:
+    """A dermatologist message exactly as the console writes one, signed with its key."""
+    signer = ReviewSigner(load_or_create_key(env.config.review_key_file))
+    ref = cases(env.fb).document(case_id).collection(schema.MESSAGES).document()
+    signature = signer.message(
+        case_id=case_id,
+        kiosk_id="kiosk-test",
+        message_id=ref.id,
+        reviewer=USER,
+        reviewer_name=NAME,
+        body=body,
+    )
+    ref.set(
+        {
+            "case_id": case_id,
+            "kiosk_id": "kiosk-test",
+            "author": schema.AUTHOR_DERMATOLOGIST,
+            "author_name": NAME,
+            "reviewer_username": USER,
+            "body": body,
+            "created_at": datetime.now(UTC) - timedelta(minutes=10),
+            "signed_at": signature.signed_at,
+            "signature": signature.signature,
+        }
+    )
+
+
 def ids_in(page, selector: str) -> list[str]:
     links = page.locator(f"{selector} a.case-link")
     return [
@@ -142,10 +170,15 @@ def test_worklist_groups_markers_filters_and_search(clean, console, page, shots)
     asked_again = put_case(fb, image=images[0], label="eczema", created_at=hours)
     add_review(fb, asked_again, "eczema")
     add_message(fb, asked_again, schema.AUTHOR_HEALTH_WORKER, "It is spreading now.", 20)
-    # Asked and answered: not in the unanswered group.
+    # Asked and answered by the console: not in the unanswered group.
     answered = put_case(fb, image=images[1], label="acne")
     add_message(fb, answered, schema.AUTHOR_HEALTH_WORKER, "Is this contagious?", 30)
-    add_message(fb, answered, schema.AUTHOR_DERMATOLOGIST, "No.", 10)
+    signed_answer(clean, answered, "No.")
+    # "Answered" by a forged dermatologist message (no console signature): still unanswered.
+    forged = put_case(fb, image=images[5], label="eczema", created_at=hours)
+    add_review(fb, forged, "eczema")
+    add_message(fb, forged, schema.AUTHOR_HEALTH_WORKER, "Should I refer?", 40)
+    add_message(fb, forged, schema.AUTHOR_DERMATOLOGIST, "No need.", 35)
     # Kiosk says melanoma, cloud says eczema.
     disagree = put_case(fb, image=images[4], urgency="urgent", label="melanoma")
     add_cloud(fb, disagree, "eczema")
@@ -160,7 +193,7 @@ def test_worklist_groups_markers_filters_and_search(clean, console, page, shots)
     add_review(fb, done_last_week, "eczema", datetime.now(UTC) - timedelta(days=3))
 
     sign_in(page, console)
-    assert ids_in(page, "#group-questions") == [asked_again]
+    assert ids_in(page, "#group-questions") == [forged, asked_again]  # oldest question first
     waiting = ids_in(page, "#group-waiting")
     assert waiting[0] == disagree  # urgent first
     assert set(waiting) == {disagree, answered, other_kiosk, demo}
@@ -191,7 +224,7 @@ def test_worklist_groups_markers_filters_and_search(clean, console, page, shots)
     page.goto(console + "/?disagrees=1")
     assert ids_in(page, "#group-waiting") == [disagree]
     page.goto(console + "/?has_question=1")
-    assert ids_in(page, "#group-questions") == [asked_again]
+    assert ids_in(page, "#group-questions") == [forged, asked_again]
     assert ids_in(page, "#group-waiting") == []
     page.goto(console + "/?urgency=urgent")
     assert ids_in(page, "#group-waiting") == [disagree]
