@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kiosk.cases.provenance import Provenance
-from kiosk.live.triage import Verdict
+from kiosk.live.triage import TriageConfig, Verdict
+from kiosk.model.conditions import Urgency
 
 if TYPE_CHECKING:
     from kiosk.live.pipeline import Snapshot
@@ -38,8 +39,19 @@ class Readiness(StrEnum):
 
     READY = "ready"
     NO_CAMERA = "no_camera"
+    NO_RESULT = "no_result"  # nothing classified yet: the preview says to aim at the spot
     REJECTED = "rejected"  # the gate rejects the current frame: its reason is on screen
-    HOLD_STILL = "hold_still"  # no classified frame of the current scene yet
+    HOLD_STILL = "hold_still"  # the current scene has no steady verdict yet: a moment more
+
+
+# A verdict is ready to be captured once it is steady (settled), or urgent (an urgent referral
+# never waits), or has averaged this many frames of its scene (a steady "not sure" is an answer
+# too: it never settles, by design).
+MIN_FRAMES = TriageConfig().stable_frames
+
+
+def _ready(verdict: Verdict) -> bool:
+    return verdict.stable or verdict.urgency is Urgency.URGENT or verdict.frames_used >= MIN_FRAMES
 
 
 def readiness(snapshot: Snapshot | None) -> Readiness:
@@ -50,8 +62,10 @@ def readiness(snapshot: Snapshot | None) -> Readiness:
     verdict = snapshot.verdict
     if verdict is not None and verdict.quality:
         return Readiness.REJECTED
+    if verdict is None or verdict.decision is None:
+        return Readiness.NO_RESULT
     evidence = snapshot.evidence
-    if evidence is None or evidence.verdict.decision is None:
+    if evidence is None or evidence.verdict.decision is None or not _ready(evidence.verdict):
         return Readiness.HOLD_STILL
     return Readiness.READY
 

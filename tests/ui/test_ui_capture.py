@@ -60,14 +60,34 @@ def test_a_blurry_frame_disables_capture_and_is_never_steady(kiosk):  # noqa: F8
     assert app.strings.t("scan.steady") in shown(app)
 
 
-def test_no_verdict_of_this_scene_means_hold_still(kiosk):  # noqa: F811
+def test_no_steady_verdict_of_this_scene_waits_then_captures(kiosk):  # noqa: F811
     app, pipeline = kiosk.app, kiosk.pipeline
     pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.7), evidence=False)
     app.step()
-    assert not app.button("capture").enabled
     assert app.strings.t("scan.hold_still") in shown(app)
-    app.screens["scan"].capture()  # even called directly, it pairs nothing
+    tap(app, "capture")  # pressed before the new scene's verdict: it waits, pairing nothing
     assert app.capture is None and app.screen.name == "scan"
+    pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.7, stable=False), evidence=False)
+    app.step()
+    assert app.screen.name == "scan"
+    ready = demo.snapshot(demo.verdict_for("acne", 0.7))  # the scene's verdict is there
+    pipeline.snap = ready
+    app.step()
+    assert app.screen.name == "report"
+    assert app.capture.verdict is ready.evidence.verdict
+
+
+def test_a_waiting_press_is_dropped_when_the_picture_goes_bad(kiosk):  # noqa: F811
+    app, pipeline = kiosk.app, kiosk.pipeline
+    pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.7), evidence=False)
+    app.step()
+    tap(app, "capture")
+    blurry = replace(demo.verdict_for("acne", 0.7), quality=("blurry",))
+    pipeline.snap = demo.snapshot(blurry)
+    app.step()
+    pipeline.snap = demo.snapshot(demo.verdict_for("acne", 0.7))  # sharp again, no new press
+    app.step()
+    assert app.screen.name == "scan" and app.capture is None
 
 
 def test_the_demo_source_marks_every_screen_and_the_settings_name_it(kiosk):  # noqa: F811

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from kiosk.ui.text import TextRecord
 
 PANEL_W = 250  # design units: the result panel beside the preview
+# A Capture press made before the verdict is steady waits this long for it (3 frames at
+# 15 fps take 0.2 s; longer means the camera is moving, and the press is dropped).
+PENDING_CAPTURE_S = 2.0
 _MESSAGE_KEYS = {message: key for key, message in CAMERA_MESSAGES.items()}
 
 
@@ -35,24 +38,38 @@ class ScanScreen(Screen):
         self._preview_key: tuple[int, int, tuple[int, int]] | None = None
         self._preview: pygame.Surface | None = None
         self._preview_rect = pygame.Rect(0, 0, 0, 0)
+        self.pending_since: float | None = None  # when a waiting Capture press was made
         self.languages = LanguagePicker(app)
 
     def enter(self, **options: object) -> None:
         self.app.capture = None
+        self.pending_since = None
         self.languages.open = False
 
     def update(self) -> None:
         self.snapshot = self.app.services.pipeline.snapshot()
+        if self.pending_since is not None:  # a Capture press waiting for a steady verdict
+            state = readiness(self.snapshot)
+            if state is Readiness.READY:
+                self.capture()
+            elif state is not Readiness.HOLD_STILL or (
+                self.app.clock() - self.pending_since > PENDING_CAPTURE_S
+            ):
+                self.pending_since = None  # the picture went bad, or it took too long
 
     # ---- actions --------------------------------------------------------------------------
 
     def capture(self) -> None:
         # The picture and the verdict of one scene (the pipeline's evidence), never the
-        # newest frame with an older verdict; without a verdict of this scene, wait.
+        # newest frame with an older verdict. Without a steady verdict of this scene yet, the
+        # press waits a moment ("Hold still…") and is taken as soon as there is one.
         capture = capture_from(self.snapshot)
         if capture is None:
+            if readiness(self.snapshot) is Readiness.HOLD_STILL:
+                self.pending_since = self.app.clock()
             self.capture_refused()
             return
+        self.pending_since = None
         self.app.capture = capture
         self.app.go("report")
 
@@ -226,7 +243,7 @@ class ScanScreen(Screen):
             self.capture,
             style="primary",
             icon="camera",
-            enabled=state is Readiness.READY,
+            enabled=state in (Readiness.READY, Readiness.HOLD_STILL),  # holding still waits
             refused=self.capture_refused,
             size=theme.HEAD,
         )
