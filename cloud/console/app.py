@@ -31,6 +31,7 @@ from flask import (
     url_for,
 )
 from google.api_core import exceptions as gexc
+from PIL import UnidentifiedImageError
 
 from cloud.console import charts, figures
 from cloud.console.accounts import StaffAccounts
@@ -292,25 +293,26 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     def case(case_id: str) -> tuple[str, int]:
         return render_case(case_id)
 
-    def case_image(case_id: str) -> tuple[bytes, str]:
+    def case_image(case_id: str, thumbnail: bool = False) -> bytes:
         try:
             c = store.case(case_id)
-            return store.image(c), c.image_sha256
-        except (CaseNotFoundError, gexc.NotFound):
+            if thumbnail:
+                # Keyed by the recorded sha256: a cached thumbnail needs no Storage download.
+                cached = thumbs.get(c.image_sha256)
+                return cached or thumbs.make(c.image_sha256, store.image(c))
+            return store.image(c)
+        except (CaseNotFoundError, gexc.NotFound, UnidentifiedImageError):
             abort(404)
 
     @app.get("/cases/<case_id>/image")
     def image(case_id: str) -> Response:
-        data, _ = case_image(case_id)
-        response = Response(data, mimetype="image/jpeg")
+        response = Response(case_image(case_id), mimetype="image/jpeg")
         response.headers["Content-Disposition"] = "inline"
         return response
 
     @app.get("/cases/<case_id>/thumb")
     def thumb(case_id: str) -> Response:
-        data, sha = case_image(case_id)
-        small = thumbs.get(sha) or thumbs.make(sha, data)
-        return Response(small, mimetype="image/jpeg")
+        return Response(case_image(case_id, thumbnail=True), mimetype="image/jpeg")
 
     @app.post("/cases/<case_id>/decision")
     def decision(case_id: str) -> Any:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from PIL import Image
 
 from cloud.config import CloudConfigError, load_cloud_config
 from cloud.console.accounts import StaffAccounts
@@ -398,3 +400,19 @@ def test_the_case_page_tells_signed_specialist_content_from_forged(clean, tmp_pa
     assert "signed by this console</span>" in page  # the new review
     assert page.count("not signed by this console") == 1  # only the forged message is left
     assert "· signed" in page  # the console's own reply
+
+
+def test_thumbnails_are_small_cached_by_sha256_and_a_broken_image_is_not_found(clean, tmp_path):
+    fb = clean.fb
+    case_id = put_case(fb, image=sample_images()[0])
+    client = signed_in(make_app(clean, tmp_path))
+    first = client.get(f"/cases/{case_id}/thumb")
+    assert first.status_code == 200 and first.mimetype == "image/jpeg"
+    assert max(Image.open(io.BytesIO(first.data)).size) <= 96
+    fb.bucket.blob(case_doc(fb, case_id)["image"]["path"]).delete()
+    assert client.get(f"/cases/{case_id}/thumb").data == first.data  # no download needed
+    assert client.get(f"/cases/{case_id}/image").status_code == 404  # the full one is gone
+
+    broken = put_case(fb, image=b"not a picture at all")
+    assert client.get(f"/cases/{broken}/thumb").status_code == 404
+    assert client.get("/cases/no-such-case/thumb").status_code == 404
