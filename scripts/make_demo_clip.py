@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=Path, default=ROOT / "tests" / "data" / "samples")
     parser.add_argument("--out", type=Path, default=ROOT / "kiosk" / "data" / "demo")
     parser.add_argument("--name", default="demo")
-    parser.add_argument("--size", type=int, default=384, help="frame side in pixels")
+    parser.add_argument("--size", type=int, default=352, help="frame side in pixels")
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=2.0, help="per sample")
     parser.add_argument(
