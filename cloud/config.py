@@ -60,9 +60,11 @@ class CloudConfig:
     login_attempts: int = 5  # failed logins allowed per account ...
     login_window_s: float = 900.0  # ... within this many seconds
     login_attempts_per_address: int = 20  # failed logins allowed per client address
-    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed (e.g.
-    # "127.0.0.1" for a TLS proxy on the same host). Empty: the peer address is the client.
-    trusted_proxies: str = ""
+    # Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed. The
+    # default trusts only this host (the documented TLS proxy on the same host; a console on
+    # loopback can only be reached from here anyway), so login limits count real client
+    # addresses instead of one shared 127.0.0.1. Empty: the peer address is always the client.
+    trusted_proxies: str = "127.0.0.1,::1"
     # Model release: the Ed25519 private key (PEM, must be 0600).
     signing_key: Path | None = None
 

@@ -332,9 +332,14 @@ def test_cookies_are_secure_whenever_the_console_is_not_on_loopback(env, host, c
 
 
 def test_trusted_proxies_must_be_addresses(tmp_path):
-    (tmp_path / "cloud.toml").write_text('trusted_proxies = "127.0.0.1, ::1"\n')
+    (tmp_path / "cloud.toml").write_text("port = 8081\n")
+    default = load_cloud_config(tmp_path / "cloud.toml", {})
+    assert default.trusted_proxy_addresses == {"127.0.0.1", "::1"}  # the same-host proxy
+    (tmp_path / "cloud.toml").write_text('trusted_proxies = "10.1.2.3"\n')
     config = load_cloud_config(tmp_path / "cloud.toml", {})
-    assert config.trusted_proxy_addresses == {"127.0.0.1", "::1"}
+    assert config.trusted_proxy_addresses == {"10.1.2.3"}
+    none = load_cloud_config(tmp_path / "cloud.toml", {"SKINSCAN_CLOUD_TRUSTED_PROXIES": ""})
+    assert none.trusted_proxy_addresses == frozenset()
     environ = {"SKINSCAN_CLOUD_TRUSTED_PROXIES": "127.0.0.1, proxy.local"}
     with pytest.raises(CloudConfigError, match=r"proxy\.local"):
         load_cloud_config(tmp_path / "cloud.toml", environ)
@@ -416,3 +421,26 @@ def test_thumbnails_are_small_cached_by_sha256_and_a_broken_image_is_not_found(c
     broken = put_case(fb, image=b"not a picture at all")
     assert client.get(f"/cases/{broken}/thumb").status_code == 404
     assert client.get("/cases/no-such-case/thumb").status_code == 404
+
+
+def test_behind_the_documented_same_host_proxy_an_attacker_locks_out_only_itself(env, tmp_path):
+    """`skinscan-cloud review` as deployed (loopback, TLS proxy on the same host, default
+    settings): every request comes from 127.0.0.1, yet 25 wrong passwords from one client do
+    not lock out a dermatologist signing in from elsewhere."""
+    config = dataclasses.replace(env.config, state_dir=tmp_path)
+    StaffAccounts(config.users_file).add(USER, PASSWORD, NAME)
+    app = build(config, "127.0.0.1")
+
+    def attempt(client_ip: str, username: str, password: str) -> int:
+        client = app.test_client()
+        client.get("/login", environ_base={"REMOTE_ADDR": PROXY})
+        return client.post(
+            "/login",
+            data={"username": username, "password": password, "csrf_token": token(client)},
+            environ_base={"REMOTE_ADDR": PROXY},
+            headers={"X-Forwarded-For": client_ip},
+        ).status_code
+
+    codes = [attempt("203.0.113.50", f"staff{i}", "wrong password!!") for i in range(25)]
+    assert codes.count(401) == config.login_attempts_per_address and codes[-1] == 429
+    assert attempt("198.51.100.20", USER, PASSWORD) == 302
