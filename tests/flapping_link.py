@@ -52,6 +52,7 @@ class LinkLog:
     drops: int = 0
     drops_mid_transfer: int = 0  # drops that cut bytes on the move (of any flap kind)
     finished_at: float | None = None  # the schedule is over and the link stays up
+    bytes_up_at_finish: int = 0  # what the first relay had carried to the server by then
 
     def up_time_s(self) -> float:
         """Up time while the schedule played (the stay-up time after it is not counted)."""
@@ -119,6 +120,8 @@ class FlappingLink:
             if self._stop.wait(flap.down_s):
                 return
         self.log.finished_at = time.monotonic()
+        if self.relays:
+            self.log.bytes_up_at_finish = self.relays[0].meter.bytes_up
         self.up()
 
     def start(self, schedule: Sequence[Flap]) -> FlappingLink:

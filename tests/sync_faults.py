@@ -87,7 +87,12 @@ def kiosk_docs(clients: FirebaseClients, kiosk_id: str) -> dict[str, dict[str, A
 
 def kiosk_blobs(clients: FirebaseClients, kiosk_id: str) -> dict[str, bytes]:
     prefix = f"{schema.CASES}/{kiosk_id}/"
-    return {b.name: b.download_as_bytes() for b in clients.bucket.list_blobs(prefix=prefix)}
+    # A fresh blob per name: a listed one downloads from its stored media link, which names
+    # the host the upload came through (a test relay that may be gone by now).
+    return {
+        b.name: clients.bucket.blob(b.name).download_as_bytes()
+        for b in clients.bucket.list_blobs(prefix=prefix)
+    }
 
 
 def _wait_until_sent(

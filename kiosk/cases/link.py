@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from kiosk.cases.firebase import CredentialsError, LinkDownError
 
-# Probing right after a drop: most drops on a flapping link last a second or two.
-PROBE_FIRST_S = 0.5
+# Probing right after a drop: most drops on a flapping link last a second or two, and each
+# probe is one TCP handshake per endpoint (a few hundred bytes).
+PROBE_FIRST_S = 0.3
 # The longer the link has been down, the less often it is probed (up to the configured
 # interval): a quarter of the time it has been down so far.
 PROBE_GROWTH = 0.25

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.case_code import case_code
 from kiosk.cases.firebase import (
     CredentialsError,
     FirebaseClients,
@@ -48,7 +49,14 @@ from kiosk.cases.firebase import (
     connect,
     probe,
 )
-from kiosk.cases.link import Failure, LinkMonitor, causes, classify, probe_delay
+from kiosk.cases.link import (
+    UNSTABLE_WINDOW_S,
+    Failure,
+    LinkMonitor,
+    causes,
+    classify,
+    probe_delay,
+)
 from kiosk.cases.model_updates import ModelUpdater
 from kiosk.cases.send_window import SendWindow
 from kiosk.cases.specialist_check import message_verifies, review_verifies
@@ -68,6 +76,9 @@ WATERMARK_KEY = "sync.remote_watermark"
 WATERMARK_OVERLAP = timedelta(minutes=1)
 BACKOFF_FIRST_S = 2.0
 BACKOFF_MAX_S = 300.0
+# Link failures in a row with nothing sent, each right after a probe got through, before the
+# probing gives way to backoff (see run_forever).
+FRUITLESS_PASSES = 8
 # Seconds to wait for the server's answer once a request is sent: a connection that went
 # half-dead (common on mobile data) must not hold a pass for long.
 UPLOAD_TIMEOUT_S = 30.0
@@ -136,6 +147,8 @@ def case_document(case: Case, image_path: str) -> dict[str, Any]:
         },
         "on_device": case.on_device.as_dict(),
         "urgency_rank": schema.URGENCY_RANK.get(case.on_device.urgency, 3),
+        # What the kiosk's screens call the case; the console finds a case by it.
+        "case_code": case_code(case.case_id),
         "status": schema.STATUS_UPLOADED,
     }
     if case.provenance is not None:
@@ -165,6 +178,8 @@ class SyncService:
         self._attempt = 0
         self._window = SendWindow(config.sync_concurrency)  # kept across passes
         self._link = LinkMonitor()
+        self._cases_sent = 0
+        self._image_stored: dict[str, bool] = {}  # case id -> image state (see send_case)
         self._status = replace(
             SyncStatus.offline(pending=store.queue_depth()),
             last_sync=self._stored_last_sync(),
@@ -300,6 +315,7 @@ class SyncService:
                 with self._lock:
                     confirmed.append(case.case_id)
                     sent_bytes += case.image_bytes
+                    self._cases_sent += 1
                     full = len(confirmed) >= MARK_BATCH
                 if full:
                     mark_confirmed()
@@ -365,28 +381,40 @@ class SyncService:
         blob_path = schema.case_image_path(case.kiosk_id, case.case_id)
         blob = clients.bucket.blob(blob_path)
         expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-        # A case that failed before (often: the link dropped between the image and the
-        # document) may have its image stored already: one metadata request instead of the
-        # whole image again over a slow link.
-        if not (case.upload_attempts and _stored_already(blob, expected_md5, len(data))):
+        # On a flapping link the drop often falls between the image and the document: the
+        # image is then not sent again. True: this process stored and checked it; False: its
+        # upload was cut here (send it again, no need to ask); unknown after a failure (a
+        # restart): one metadata request instead of the whole image over a slow link.
+        known = self._image_stored.get(case.case_id)
+        if not known and not (
+            known is None
+            and case.upload_attempts
+            and _stored_already(blob, expected_md5, len(data))
+        ):
             blob.metadata = {
                 "case_id": case.case_id,
                 "kiosk_id": case.kiosk_id,
                 "sha256": case.image_sha256,
             }
-            blob.upload_from_string(
-                data,
-                content_type=schema.IMAGE_CONTENT_TYPE,
-                timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
-                retry=_storage_retry(),
-            )
-        if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
-            raise IntegrityError(f"storage holds different bytes for {blob_path}")
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=schema.IMAGE_CONTENT_TYPE,
+                    timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
+                    retry=_storage_retry(),
+                )
+            except Exception:
+                self._image_stored[case.case_id] = False
+                raise
+            if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
+                raise IntegrityError(f"storage holds different bytes for {blob_path}")
+        self._image_stored[case.case_id] = True
         # "Already exists": an earlier attempt created it before the kiosk could record that.
         with contextlib.suppress(AlreadyExists):
             clients.db.collection(schema.CASES).document(case.case_id).create(
                 case_document(case, blob_path), retry=_firestore_retry(), timeout=UPLOAD_TIMEOUT_S
             )
+        self._image_stored.pop(case.case_id, None)
 
     def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
         for message in self.store.pending_messages():
@@ -575,16 +603,25 @@ class SyncService:
         rng = random.Random()
         down_since: float | None = None  # the link dropped then: probe instead of waiting
         link_up = False  # the last probe or pass got through
+        # Passes in a row that a probe let through and that then failed on the link without
+        # sending anything: an endpoint that accepts connections and drops every request
+        # must not be retried twice a second for ever.
+        fruitless = 0
         while not stop.is_set():
             if down_since is not None:
                 if not self._probe_link(time.monotonic() - down_since, stop, rng):
                     link_up = False
                     continue
-                link_up = True
+                log.info("link back after %.1f s", time.monotonic() - down_since)
+                # The next drop starts probing from PROBE_FIRST_S again: a link that was up
+                # a moment ago is likely to be back soon.
+                down_since, link_up = None, True
+            sent_before = self._cases_sent
             try:
                 self.sync_once()
                 self._attempt = 0
-                down_since, link_up = None, True
+                fruitless = 0
+                link_up = True
                 if self._clients is not None:
                     try:
                         self._start_listeners(self._clients)
@@ -605,7 +642,15 @@ class SyncService:
                     if down_since is None:
                         down_since = time.monotonic()
                     link_up = False
-                    log.info("link down (%s); probing", e)
+                    fruitless = 0 if self._cases_sent > sent_before else fruitless + 1
+                    if fruitless <= FRUITLESS_PASSES:
+                        log.info("link down (%s); probing", e)
+                        continue
+                    delay = backoff_delay(fruitless - FRUITLESS_PASSES, rng)
+                    log.info("link drops every request (%s); next try in %.0f s", e, delay)
+                    self._with(next_attempt_in_s=round(delay, 1))
+                    self._wake.wait(timeout=delay)
+                    self._wake.clear()
                     continue
                 down_since = None
                 delay = backoff_delay(self._attempt, rng)
@@ -662,6 +707,21 @@ class SyncService:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def stored_link_status(store: CaseStore) -> dict[str, Any]:
+    """What the sync process last recorded of the link (for `kiosk status`, another process):
+    steady unless it was unstable within UNSTABLE_WINDOW_S."""
+    steady: dict[str, Any] = {**LinkMonitor().report().as_dict(), "at": None}
+    raw = store.get_value(LINK_KEY)
+    try:
+        stored = json.loads(raw) if raw else None
+        at = datetime.fromisoformat(stored["at"]) if isinstance(stored, dict) else None
+    except (ValueError, TypeError, KeyError):
+        return steady  # written by another version, or damaged: nothing to say
+    if stored is None or at is None or utc_now() - at > timedelta(seconds=UNSTABLE_WINDOW_S):
+        return steady
+    return {**steady, **{k: stored[k] for k in steady if k in stored}}
 
 
 def _storage_retry() -> Any:

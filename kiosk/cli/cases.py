@@ -385,7 +385,7 @@ def model_status(config: KioskConfig) -> dict[str, Any]:
 
 def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
     from kiosk.cases.firebase import OfflineError, probe
-    from kiosk.cases.sync import LAST_SYNC_KEY
+    from kiosk.cases.sync import LAST_SYNC_KEY, stored_link_status
 
     try:
         probe(config)
@@ -407,6 +407,7 @@ def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
         "model": model,
         "inbox_unread": store.unread_count(),
         "unverified_items": store.unverified_count(),
+        "link": stored_link_status(store),  # what the sync process saw of the link lately
     }
 
 
@@ -423,6 +424,13 @@ def run_status(args: argparse.Namespace, config: KioskConfig, store: CaseStore) 
     counts = ", ".join(f"{k} {v}" for k, v in status["cases"].items())
     print(f"cases          {counts}")
     print(f"last sync      {status['last_sync'] or 'never'}")
+    link = status["link"]
+    if link["unstable"]:
+        print(
+            f"link           unstable: {link['drops_recent']} drops in the last minutes; "
+            f"{link['cases_sent_while_unstable']} case(s), "
+            f"{link['bytes_sent_while_unstable'] // 1024} KB sent meanwhile"
+        )
     model = status["model"]
     if model["running"]:
         print(f"model          {model['running']['version']} ({model['running']['source']})")

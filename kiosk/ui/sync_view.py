@@ -32,6 +32,8 @@ class SyncView:
     waiting: int  # cases and messages not yet sent, from the case store
     syncing: bool
     problem_key: str | None  # a strings key with the problem in the user's words, or None
+    # The link keeps dropping: how many cases got through meanwhile (None: it is steady).
+    unstable_sent: int | None = None
 
     @property
     def can_sync(self) -> bool:
@@ -50,4 +52,5 @@ def sync_view(config: KioskConfig, status: SyncStatus, waiting: int) -> SyncView
     # A rejected model update is the fleet's business only.
     key = None if problem in (None, SyncProblem.MODEL_REJECTED) else f"sync_problem.{problem}"
     link = Link.ONLINE if status.online else Link.OFFLINE
-    return SyncView(link, waiting, status.syncing, key)
+    unstable = status.cases_sent_while_unstable if status.link_unstable else None
+    return SyncView(link, waiting, status.syncing, key, unstable)

@@ -121,3 +121,23 @@ def test_the_probe_interval_setting_is_checked(tmp_path) -> None:
     for bad in ("0", "-2", "soon"):
         with pytest.raises(ConfigError, match=r"(?i)link_probe_interval_s"):
             load_config(None, {**environ, "SKINSCAN_LINK_PROBE_INTERVAL_S": bad})
+
+
+def test_the_cases_screen_says_when_the_link_keeps_dropping(tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from kiosk.cases.sync_status import SyncStatus
+    from kiosk.config import KioskConfig
+    from kiosk.ui.i18n import Strings, ui_languages
+    from kiosk.ui.sync_view import sync_view
+
+    config = KioskConfig(data_dir=tmp_path, kiosk_id="k", firestore_emulator_host="127.0.0.1:1")
+    steady = SyncStatus(True, False, 2, datetime.now(UTC))
+    assert sync_view(config, steady, 2).unstable_sent is None
+    flapping = SyncStatus(
+        False, False, 2, None, link_unstable=True, cases_sent_while_unstable=3, link_drops_recent=5
+    )
+    assert sync_view(config, flapping, 2).unstable_sent == 3
+    for language in ui_languages():
+        line = Strings.for_language(language).t("queue.link_unstable", n=3)
+        assert "3" in line and "{" not in line, language
