@@ -18,6 +18,7 @@ from firebase_admin import firestore
 from cloud.config import CloudConfig
 from cloud.firebase import Firebase, close, connect
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.case_code import case_code
 from kiosk.model.conditions import CONDITIONS
 from tests.servers import BUCKET, PROJECT, FirestoreEmulator, StorageEmulator
 
@@ -103,6 +104,7 @@ def put_case(
             "created_at": created_at or datetime.now(UTC) - timedelta(minutes=5),
             "updated_at": firestore.SERVER_TIMESTAMP,
             "patient_ref": "",
+            "case_code": case_code(case_id),
             "body_site": "forearm",
             "consent": True,
             "image": {

@@ -113,6 +113,7 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
         pretty=_pretty,
         ago=_ago,
         pct=_pct,
+        site=_site,
     )
 
     def client() -> str:
@@ -392,6 +393,14 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
 
 def _pretty(label: str) -> str:
     return label.replace("_", " ")
+
+
+def _site(body_site: str) -> str:
+    """A stored body site as words: "arm_left" -> "arm, left" (the kiosk stores the side)."""
+    if not body_site:
+        return "not given"
+    part, _, side = body_site.partition("_")
+    return f"{part}, {side}" if side else part
 
 
 def _pct(value: float | None) -> str:

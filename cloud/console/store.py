@@ -24,12 +24,15 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from cloud.console.signing import ReviewSigner
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.case_code import ALPHABET, case_code
+from kiosk.cases.case_code import LENGTH as CODE_LENGTH
 from kiosk.cases.provenance import Provenance
 from kiosk.cases.store import Review
 from kiosk.model.conditions import CONDITIONS
 
 # Firestore reserves ids of the form __name__.
 CASE_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")
+CASE_CODE = re.compile(f"^[{ALPHABET}]{{{CODE_LENGTH}}}$")
 OPEN_STATUSES = [schema.STATUS_UPLOADED, schema.STATUS_CLASSIFIED]
 # What the worklist shows and sorts by: not the probabilities, image or patient details.
 QUEUE_FIELDS = [
@@ -139,6 +142,11 @@ class Case:
     provenance: Provenance | None = None  # absent for cases saved before it was recorded
     # The review map as stored, for checking its signature (kiosk.cases.specialist_check).
     review_fields: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def code(self) -> str:
+        """The six-character code the kiosk shows and the health worker writes on the card."""
+        return case_code(self.case_id)
 
     @property
     def queue_rank(self) -> int:
@@ -316,17 +324,22 @@ class ConsoleStore:
         return [_case(doc.id, doc.to_dict()) for doc in docs]
 
     def search(self, q: str) -> list[Case]:
-        """Cases whose id starts with `q` (the queue shows the first 8 characters) or whose
-        patient reference is exactly `q`."""
+        """Cases whose id starts with `q` (the queue shows the first 8 characters), whose
+        patient reference is exactly `q`, or whose case code (the kiosk's six characters, any
+        case) is `q`."""
         found: dict[str, Case] = {}
-        by_ref = (
-            self._cases()
-            .where(filter=firestore.FieldFilter("patient_ref", "==", q))
-            .select(QUEUE_FIELDS)
-            .limit(SEARCH_ROWS)
-        )
-        for doc in by_ref.stream(**BOUNDED):
-            found[doc.id] = _case(doc.id, doc.to_dict())
+        exact = [("patient_ref", q)]
+        if CASE_CODE.match(q.upper()):
+            exact.append(("case_code", q.upper()))
+        for name, wanted in exact:
+            query = (
+                self._cases()
+                .where(filter=firestore.FieldFilter(name, "==", wanted))
+                .select(QUEUE_FIELDS)
+                .limit(SEARCH_ROWS)
+            )
+            for doc in query.stream(**BOUNDED):
+                found[doc.id] = _case(doc.id, doc.to_dict())
         if CASE_ID.match(q):
             # Ids sort as strings: every id with this prefix lies in [q, q + U+F8FF).
             by_id = (

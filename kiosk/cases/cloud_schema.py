@@ -8,6 +8,8 @@ Firestore
   image {path, sha256, bytes, content_type},
   on_device {label, confidence, probabilities {class: p}, abstained, urgency, model_version},
   urgency_rank (0 urgent … 3 none, from on_device; the console sorts on it),
+  case_code (kiosk.cases.case_code: the six characters the kiosk shows; the console
+  searches by it),
   provenance {source, demo, lens, picture_kind, quality, reasons, crop_box, frame_size,
   frames_averaged, model_version} (kiosk.cases.provenance; absent for cases saved before it),
   demo (bool: the picture came from the bundled demo clip, never a patient),

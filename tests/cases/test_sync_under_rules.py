@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.case_code import case_code
 from kiosk.cases.firebase import CredentialsError, FirebaseClients, connect
 from kiosk.cases.identity import KioskIdentity
 from kiosk.cases.releases import public_key_b64
@@ -118,6 +119,7 @@ def test_sync_as_the_kiosk_uploads_and_brings_back_reviews_under_the_rules(
     service.send_case(service._connect(), case)
     docs = {d.id: d.to_dict() for d in admin.db.collection(schema.CASES).stream()}
     assert sorted(docs) == sorted(ids)
+    assert all(docs[i]["case_code"] == case_code(i) for i in ids), "the console finds it by code"
     assert admin.db.collection(schema.KIOSKS).document("kiosk-a").get().exists
 
     question = store.add_message(ids[0], "Is it urgent?")

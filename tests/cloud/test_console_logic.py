@@ -149,3 +149,11 @@ def test_figures_count_agreement_per_class_and_leave_demo_cases_out():
     assert f.cloud_agreement.total == 1 and f.cloud_agreement.overall == 1.0
     assert f.total == 4 and f.demo_cases == 1
     assert f.review_times[0].reviewed == 3 and f.review_times[0].median_h == pytest.approx(1)
+
+
+def test_a_sided_body_site_reads_as_words() -> None:
+    from cloud.console.app import _site
+
+    assert _site("arm_left") == "arm, left"
+    assert _site("face") == "face"
+    assert _site("") == "not given"

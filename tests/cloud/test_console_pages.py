@@ -21,6 +21,7 @@ from PIL import Image
 from cloud.console.signing import ReviewSigner, load_or_create_key
 from cloud.console.store import OPEN_STATUSES
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases.case_code import case_code
 from kiosk.cases.specialist_signature import KIND_MESSAGE, SignedContent, verifies
 from kiosk.model.conditions import CONDITIONS
 from tests.cloud import test_cloud_console as base
@@ -234,18 +235,23 @@ def test_worklist_groups_markers_filters_and_search(clean, console, page, shots)
     assert ids_in(page, "#group-reviewed") == []
 
     page.goto(console + "/")
-    page.get_by_label("Case id or patient reference").fill("P-0042")
+    page.get_by_label("Case code, id or patient reference").fill("P-0042")
     with page.expect_navigation():
         page.get_by_role("button", name="Show").click()
     assert ids_in(page, "#group-found") == [other_kiosk]
-    page.get_by_label("Case id or patient reference").fill(disagree[:8])
+    page.get_by_label("Case code, id or patient reference").fill(disagree[:8])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert ids_in(page, "#group-found") == [disagree]
+    # The code the kiosk showed the health worker, typed as heard (any case).
+    page.get_by_label("Case code, id or patient reference").fill(case_code(disagree).lower())
     with page.expect_navigation():
         page.get_by_role("button", name="Show").click()
     assert ids_in(page, "#group-found") == [disagree]
     page.goto(console + "/?q=" + done_last_week)  # a reviewed case is found too
     assert ids_in(page, "#group-found") == [done_last_week]
     page.goto(console + "/?q=nothing-like-it")
-    assert "No case has this id or patient reference" in page.inner_text("main")
+    assert "No case has this code, id or patient reference" in page.inner_text("main")
 
     page.set_viewport_size(TABLET)
     page.goto(console + "/")

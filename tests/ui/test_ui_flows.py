@@ -469,7 +469,7 @@ def test_urgency_from_the_cancer_sum_gives_its_reason(kiosk: Kiosk) -> None:
 
 
 def test_an_urgent_case_without_a_reference_needs_the_code(kiosk: Kiosk) -> None:
-    from kiosk.ui.case_code import case_code
+    from kiosk.cases.case_code import case_code
 
     app, store = kiosk.app, kiosk.store
     _save_from_scan(app, demo.verdict_for("melanoma", 0.71))

@@ -15,7 +15,7 @@ import pytest
 
 from kiosk.cases.sync_status import SyncProblem
 from kiosk.ui import theme
-from kiosk.ui.case_code import ALPHABET
+from kiosk.cases.case_code import ALPHABET
 from kiosk.ui.geometry import MIN_TARGET_PX
 from kiosk.ui.i18n import Strings, ui_languages
 from kiosk.ui.render import RenderedScreen, render_all_screens

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kiosk.ui import theme
-from kiosk.ui.case_code import case_code
+from kiosk.cases.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
 if TYPE_CHECKING:

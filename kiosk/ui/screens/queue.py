@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.ui.case_code import case_code
+from kiosk.cases.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen, when
 from kiosk.ui.sync_view import Link, SyncView, sync_view
 

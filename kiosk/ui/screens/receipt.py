@@ -1,6 +1,6 @@
 """Receipt: the case is saved; here is its code to write on the patient's card.
 
-Every case gets the code (kiosk.ui.case_code): it is how the health worker finds the case again
+Every case gets the code (kiosk.cases.case_code): it is how the health worker finds the case again
 in Cases and the Inbox, and how a specialist's call back is matched to a person. An urgent case
 saved without a reference must be traceable by the code alone, so its button says "I wrote the
 code down" and this screen has no tab bar to slip away through.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from kiosk.cases.store import CaseNotFoundError
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.ui.case_code import case_code
+from kiosk.cases.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:
