@@ -47,8 +47,11 @@ class CloudConfig:
     # Worker: the float model's metadata JSON (empty: the model shipped with the package).
     model: Path | None = None
     worker_id: str = field(default_factory=_default_worker_id)
-    lease_s: float = 120.0  # a claimed case is another worker's after this long
-    catch_up_interval_s: float = 30.0  # also how soon an expired lease is noticed
+    # A claimed case is another worker's this long after its worker's last renewal (a live
+    # worker renews every third of it): a dead worker's case waits at most lease_s plus
+    # catch_up_interval_s, under a minute.
+    lease_s: float = 30.0
+    catch_up_interval_s: float = 20.0  # also how soon an expired lease is noticed
     threads: int = 2
     # Console.
     host: str = "127.0.0.1"

@@ -5,8 +5,11 @@ Any number of workers may see the same `uploaded` case at once. A worker claims 
 Firestore retries the transaction when another worker's write lands in between, so at most one
 claim succeeds. The result is written in a second transaction only while the lease is still
 that worker's, so a worker that stalled past its lease (and whose case another worker took
-over) cannot write a second result. Lease times are worker wall-clock times: a lease is minutes
-long, far longer than any sane clock skew between servers.
+over) cannot write a second result. While a worker works on a case it renews its lease
+(renew(), every third of the lease), so a lease can be short (30 s) and a dead worker's case is
+free again within seconds of its last renewal, while a slow but live worker keeps its case.
+Lease times are worker wall-clock times: a lease is tens of seconds long, far longer than any
+sane clock skew between servers.
 """
 
 from __future__ import annotations
@@ -91,6 +94,28 @@ def claim(db: Any, case_id: str, worker: str, lease_s: float) -> Claim:
         # Only another worker's write to this very case collides with a claim: it is on it.
         # If its claim failed too, the next catch-up finds the case still free.
         return Claim.LEASED
+
+
+def renew(db: Any, case_id: str, worker: str, lease_s: float) -> bool:
+    """Extend this worker's lease by `lease_s` from now. False when the lease is no longer
+    this worker's (it expired and another took the case, or the case moved on): stop working
+    on it, commit() would refuse anyway."""
+    ref = db.collection(schema.CASES).document(case_id)
+
+    @firestore.transactional
+    def attempt(transaction: Any) -> bool:
+        snap = ref.get(transaction=transaction)
+        if not snap.exists:
+            return False
+        case = snap.to_dict()
+        lease = Lease.from_document(case.get("lease"))
+        if lease is None or lease.worker != worker:
+            return False
+        expires = now_utc() + timedelta(seconds=lease_s)
+        transaction.update(ref, {"lease": {"worker": worker, "expires_at": expires}})
+        return True
+
+    return run_transaction(db, attempt)
 
 
 def commit(db: Any, case_id: str, worker: str, result: CloudResult) -> Commit:

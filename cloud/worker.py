@@ -4,7 +4,9 @@ Cases are found two ways: a Firestore listener on `status == "uploaded"` (new ca
 second) and a catch-up query at start and every `catch_up_interval_s` (cases that arrived while
 no worker ran, and cases whose worker died: an expired lease changes nothing in the document,
 so no listener would fire for it). Each case is claimed with a lease (cloud.leases) before any
-work, so workers can run side by side and a second look at a finished case does nothing.
+work and the lease is renewed while the work goes on (LeaseKeeper), so workers can run side by
+side, a second look at a finished case does nothing, and a dead worker's case is another's
+within one lease plus one catch-up interval.
 
 Output is one JSON line per case on stdout: the case id, the outcome and timings, never the
 result or anything about the patient.
@@ -53,6 +55,43 @@ def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
+# A lease is renewed this often (a fraction of its length): two renewals can fail in a row
+# (a Firestore hiccup) before it runs out under a live worker.
+RENEW_SHARE = 1 / 3
+
+
+class LeaseKeeper:
+    """Renews a claimed case's lease in a background thread while the `with` block works on
+    it. A renewal that finds the lease gone stops renewing (commit() then says LOST_LEASE); a
+    failed renewal (network) is tried again at the next turn."""
+
+    def __init__(self, db: Any, case_id: str, worker: str, lease_s: float) -> None:
+        self.db, self.case_id, self.worker, self.lease_s = db, case_id, worker, lease_s
+        self.renewals = 0
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{case_id[:8]}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s * RENEW_SHARE):
+            try:
+                if not leases.renew(self.db, self.case_id, self.worker, self.lease_s):
+                    self.lost = True
+                    emit("lease_lost", case=self.case_id)
+                    return
+                self.renewals += 1
+            except gexc.GoogleAPIError as e:  # ContendedError included
+                emit("error", error=type(e).__name__, where="lease renewal")
+
+
 class CaseWorker:
     def __init__(
         self,
@@ -78,8 +117,9 @@ class CaseWorker:
         if claimed is not Claim.CLAIMED:
             return self._done(case_id, str(claimed), start)
         try:
-            rgb = self._fetch_image(case_id)
-            result = classify_tta(self.classifier, rgb)
+            with LeaseKeeper(self.db, case_id, self.worker_id, self.lease_s):
+                rgb = self._fetch_image(case_id)
+                result = classify_tta(self.classifier, rgb)
         except PermanentCaseError as e:
             leases.give_up(self.db, case_id, self.worker_id, permanent=str(e))
             return self._done(case_id, "failed", start)
