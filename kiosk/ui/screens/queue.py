@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kiosk.cases.case_code import case_code
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.cases.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen, when
 from kiosk.ui.sync_view import Link, SyncView, sync_view
 
@@ -152,6 +152,13 @@ class QueueScreen(Screen):
                     ui.t("queue.syncing", done=done, total=total),
                     ui.rect(x, y + 24, w, 30),
                     size=theme.SMALL,
+                )
+            elif view.unstable_sent is not None:  # a flapping link: say so, and what got through
+                ui.text(
+                    ui.t("queue.link_unstable", n=view.unstable_sent),
+                    ui.rect(x, y, w, 54),
+                    size=theme.SMALL,
+                    min_size=theme.MIN,
                 )
             elif view.link is Link.OFFLINE and status.next_attempt_in_s is not None:
                 ui.text(
