@@ -534,6 +534,7 @@ class CaseStore:
         body_site: str = "",
         consent: bool = True,
         provenance: Provenance | None = None,
+        case_id: str | None = None,
     ) -> Case:
         """Encode the picture as JPEG (which also drops any metadata such as GPS), write it
         durably, then commit the row. Returns the saved case."""
@@ -542,9 +543,17 @@ class CaseStore:
         patient_ref = check_patient_ref(patient_ref)
         if body_site and body_site not in BODY_SITES:
             raise ValueError(f"unknown body site {body_site!r}; choose one of {BODY_SITES}")
+        if case_id is None:
+            case_id = new_case_id()
+        else:
+            # The UI makes the id at capture, so the report can show the case code before
+            # saving; a second save of the same capture (a double tap) is the same case.
+            case_id = check_case_id(case_id)
+            existing = self._query("SELECT case_id FROM cases WHERE case_id = ?", (case_id,))
+            if existing:
+                return self.get(case_id)
         jpeg = encode_jpeg(rgb)
         self.check_free_space(len(jpeg))
-        case_id = str(uuid.uuid4())
         file_name = image_name(case_id)
         created = utc_now()
         sha256 = hashlib.sha256(jpeg).hexdigest()
@@ -1090,6 +1099,21 @@ class CaseStore:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def new_case_id() -> str:
+    """A case id: a UUID made on the kiosk, so every upload of it is idempotent."""
+    return str(uuid.uuid4())
+
+
+def check_case_id(case_id: str) -> str:
+    try:
+        parsed = uuid.UUID(case_id)
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"not a case id (a UUID): {case_id!r}") from None
+    if str(parsed) != case_id:
+        raise ValueError(f"a case id is a lower-case UUID with dashes, got {case_id!r}")
+    return case_id
 
 
 def check_patient_ref(patient_ref: str) -> str:

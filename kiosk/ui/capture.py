@@ -6,13 +6,14 @@ picture of the same scene, never the newest frame paired with an older verdict (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kiosk.cases.provenance import Provenance
+from kiosk.cases.store import new_case_id
 from kiosk.live.triage import TriageConfig, Verdict
 from kiosk.model.conditions import Urgency
 
@@ -28,6 +29,8 @@ class Capture:
     image: np.ndarray  # RGB uint8: the crop the model read, at camera resolution (capped)
     hints: tuple[str, ...] = ()
     provenance: Provenance | None = None
+    # Made at capture, so the report and the save screen can show the case code before saving.
+    case_id: str = field(default_factory=new_case_id)
 
     @property
     def demo(self) -> bool:

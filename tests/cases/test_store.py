@@ -273,3 +273,19 @@ def test_a_write_that_fails_midway_loses_nothing_and_leaves_nothing(tmp_path: Pa
     count, kept = lines[1].split()
     assert count == "1"
     assert sorted(p.name for p in (tmp_path / "img").iterdir()) == [f"{kept}.jpg", f"{kept}.json"]
+
+
+def test_a_case_id_made_at_capture_is_kept_and_a_second_save_is_the_same_case(
+    store: CaseStore,
+) -> None:
+    from kiosk.cases.store import new_case_id
+
+    case_id = new_case_id()
+    first = store.save_case(rgb(), result(), case_id=case_id)
+    again = store.save_case(rgb(), result(), case_id=case_id)  # a double tap on Save
+    assert first.case_id == again.case_id == case_id
+    assert [c.case_id for c in store.list_cases()] == [case_id]
+    for bad in ("not-a-uuid", case_id.upper(), "../../etc/passwd"):
+        with pytest.raises(ValueError, match="case id"):
+            store.save_case(rgb(), result(), case_id=bad)
+    assert len(store.list_cases()) == 1

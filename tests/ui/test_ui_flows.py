@@ -466,6 +466,10 @@ def test_urgency_from_the_cancer_sum_gives_its_reason(kiosk: Kiosk) -> None:
     assert app.strings.t("scan.urgent") not in shown
     tap(app, "capture")
     assert app.strings.t("report.not_ruled_out") in texts(app)
+    from kiosk.cases.case_code import case_code
+
+    # The report names the case by its code before it is saved.
+    assert app.strings.t("report.case_code", code=case_code(app.capture.case_id)) in texts(app)
 
 
 def test_an_urgent_case_without_a_reference_needs_the_code(kiosk: Kiosk) -> None:
@@ -477,10 +481,13 @@ def test_an_urgent_case_without_a_reference_needs_the_code(kiosk: Kiosk) -> None
     settle(app, lambda: not app.tasks.busy)
     assert app.screen.name == "save" and store.list_cases() == []  # refused, nothing written
     assert app.strings.t("save.ref_or_code") in texts(app)
+    promised = app.capture.case_id  # made at capture: the code is known before saving
+    assert app.strings.t("save.use_code", code=case_code(promised)) in texts(app)
     tap(app, "use_code")
     tap(app, "save")
     settle(app, lambda: app.screen.name == "receipt")
     (case,) = store.list_cases()
+    assert case.case_id == promised, "the code written down is the saved case's"
     code = case_code(case.case_id)
     assert code in texts(app)
     # The only way on is to say the code was written down (no tab bar on the receipt).

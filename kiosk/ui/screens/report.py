@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pygame
 
+from kiosk.cases.case_code import case_code
 from kiosk.live.triage import advice_for, quality_hint
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
@@ -147,15 +148,26 @@ class ReportScreen(Screen):
             )
             y += 52
         else:
-            y += 86
+            y = (record.ink.bottom / ui.layout.scale if record.ink else y + 30) + 12
         if not decision.abstained and not is_none_found(decision):
             ui.bar(ui.rect(MARGIN, y, LEFT_W, 20), decision.confidence, theme.PRIMARY)
             pct = ui.strings.percent(decision.confidence)
             ui.text(
                 ui.t("report.confidence", pct=pct),
-                ui.rect(MARGIN, y + 24, LEFT_W, bottom - y - 24),
+                ui.rect(MARGIN, y + 24, LEFT_W, 30),
                 size=theme.SMALL,
+                min_size=theme.MIN,
             )
+            y += 58
+        # The code the health worker reads out and writes on the card, before saving too.
+        ui.text(
+            ui.t("report.case_code", code=case_code(capture.case_id)),
+            ui.rect(MARGIN, min(y, bottom - 26), LEFT_W, 26),
+            size=theme.SMALL,
+            min_size=theme.MIN,
+            color=theme.MUTED,
+            bold=True,
+        )
 
     def _draw_right(self, ui: Ui, capture, advice, top: float, bottom: float) -> None:
         x = 2 * MARGIN + LEFT_W + 6

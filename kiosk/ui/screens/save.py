@@ -14,6 +14,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from kiosk.cases.case_code import case_code
 from kiosk.cases.store import MAX_PATIENT_REF, DiskFullError, OnDeviceResult
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
@@ -116,14 +117,20 @@ class SaveScreen(Screen):
         if provenance is not None and not provenance.model_version:
             provenance = replace(provenance, model_version=version)
         on_device = OnDeviceResult.from_decision(capture.verdict.decision, version)
-        image, ref = capture.image, self.patient_ref
+        image, ref, case_id = capture.image, self.patient_ref, capture.case_id
         site = stored_site(self.body_site, self.side)
         self._confirm_code = self.urgent and not ref
         self.saving = True
         self.error = ""
         self.app.tasks.submit(
             lambda: services.store.save_case(
-                image, on_device, ref, site, consent=True, provenance=provenance
+                image,
+                on_device,
+                ref,
+                site,
+                consent=True,
+                provenance=provenance,
+                case_id=case_id,
             ),
             on_done=self._saved,
             on_error=self.show_failure,
@@ -177,6 +184,7 @@ class SaveScreen(Screen):
     def _draw_ref(self, ui: Ui, y: float) -> None:
         W = ui.W  # noqa: N806
         urgent = self.urgent
+        capture_id = self.app.capture.case_id if self.app.capture is not None else ""
         ui.text(
             ui.t("save.ref_urgent" if urgent else "save.ref"),
             ui.rect(MARGIN, y, W - 2 * MARGIN, 28),
@@ -211,7 +219,7 @@ class SaveScreen(Screen):
         fg = (255, 255, 255) if self.use_code else theme.TEXT
         ui.icon("box_checked" if self.use_code else "box", ui.rect(x + 10, y + 14, 32, 32), fg)
         ui.text(
-            ui.t("save.use_code"),
+            ui.t("save.use_code", code=case_code(capture_id)) if capture_id else "",
             ui.rect(x + 50, y + 4, code_w - 60, 52),
             size=theme.SMALL,
             min_size=theme.MIN,
