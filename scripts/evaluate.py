@@ -12,13 +12,22 @@ sensitivity at the triage threshold, out-of-scope and abstain rates, int8 vs flo
 and invoke latency, and a two-fold cross-fitted estimate (thresholds fitted on one half of the
 split, measured on the other) that is not flattered by fitting and scoring on the same images.
 Writes MODEL_CARD.md, metrics.json and confusion_int8.png to --out-dir.
+
+Model v2 additions (metrics.json "v2", and their sections of the card): the urgent and soon
+thresholds chosen from the ROC of p(melanoma) + p(BCC) against benign lesions to a stated policy
+(--melanoma-sensitivity, --bcc-sensitivity, --soon-sensitivity), the ROC (referral_roc.png, with
+published anchors), an operating-point table, bootstrap 95% intervals per class, per-source
+results, float-vs-int8 per-class recall, and, with --baseline DIR (an evaluation of the previous
+model on the same split, made with --save-scores), the previous model's numbers beside the new.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,6 +76,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="melanoma share to flag urgent on the split when calibrating",
     )
     ap.add_argument("--max-abstain-rate", type=float, default=0.10)
+    ap.add_argument("--melanoma-sensitivity", type=float, default=0.95)
+    ap.add_argument("--bcc-sensitivity", type=float, default=0.92)
+    ap.add_argument(
+        "--soon-sensitivity",
+        type=float,
+        default=0.99,
+        help="share of melanomas at soon-or-urgent (the middle tier's threshold)",
+    )
+    ap.add_argument("--bcc-soon-sensitivity", type=float, default=0.95)
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="folder of a previous model's evaluation (metrics.json, val_scores.npz)",
+    )
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=None,
+        help="a markdown file appended to the model card (findings of the training run)",
+    )
+    ap.add_argument(
+        "--save-scores",
+        action="store_true",
+        help="also write val_scores.npz (int8 probabilities, kinds, sources) to --out-dir",
+    )
     ap.add_argument("--threads", type=int, default=2)
     return ap.parse_args(argv)
 
@@ -141,7 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     from scripts_common import limit_per_class
 
     from cloud.training.calibration import expected_calibration_error, softmax
-    from cloud.training.dataset import labels_array, load_images, load_records, split_by_lesion
+    from cloud.training.dataset import (
+        labels_array,
+        load_images,
+        load_records,
+        source_family,
+        split_by_lesion,
+    )
+    from cloud.training.evaluation_v2 import (
+        class_intervals,
+        float_vs_int8,
+        markdown_sections,
+        old_vs_new_markdown,
+        per_source,
+        recipe_markdown,
+        referral_report,
+        roc_curve,
+    )
     from cloud.training.metrics import (
         confusion_table_markdown,
         evaluate_predictions,
@@ -149,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from cloud.training.model_card import render_model_card
     from cloud.training.negatives import non_skin_images
+    from cloud.training.referral import ReferralPolicy, cancer_score, choose_rule, plot_roc
     from kiosk.files import atomic_write_bytes, atomic_write_json
     from kiosk.model.classifier import Classifier, default_metadata_path, resolve_model
     from kiosk.model.conditions import CONDITIONS, OTHER
@@ -162,11 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     images = load_images(val, side=224)
     labels = labels_array(val)
     sources = [r.source_class for r in val]
+    families = [source_family(r.source) for r in val]
     groups = [r.group for r in val]
     negatives = non_skin_images("val", 224, 30 if args.limit_per_class <= 0 else 2, args.seed)
     images = np.concatenate([images, negatives])
     labels = np.concatenate([labels, np.full(len(negatives), CONDITIONS.index(OTHER))])
     sources += ["non_skin"] * len(negatives)
+    families += ["non_skin"] * len(negatives)
     groups += [f"non_skin:{i}" for i in range(len(negatives))]
     print(f"{len(images)} validation images ({len(negatives)} non-skin)", flush=True)
 
@@ -175,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     logits_int8, ms_int8 = run_model(int8, images)
     logits_float, ms_float = run_model(flt, images)
 
+    policy = ReferralPolicy(args.melanoma_sensitivity, args.bcc_sensitivity, args.soon_sensitivity)
     if args.calibrate:
         params = fit_decision_parameters(
             logits_int8, labels, args.target_sensitivity, args.max_abstain_rate
@@ -184,12 +239,25 @@ def main(argv: list[str] | None = None) -> int:
             "temperature": round(params["temperature"], 4),
             "fitted_on": f"int8 logits of the validation split ({len(images)} images)",
         }
-        raw["thresholds"] = {
-            "abstain_below": round(params["abstain_below"], 4),
-            "urgent_at": round(params["urgent_at"], 4),
-            "chosen_for": f"melanoma flagged urgent >= {args.target_sensitivity:.0%} on the "
-            f"split; abstain rate <= {args.max_abstain_rate:.0%}",
-        }
+        if "other_outputs" in raw:
+            # v2: both referral tiers from the ROC against benign lesions, to the policy.
+            # Rounded down so that rounding never lifts a threshold above a flagged cancer.
+            rule = choose_rule(
+                cancer_score(softmax(logits_int8, params["temperature"])), sources, policy
+            )
+            raw["thresholds"] = {
+                "abstain_below": round(params["abstain_below"], 4),
+                "urgent_at": math.floor(rule.urgent_at * 1e4) / 1e4,
+                "soon_at": math.floor(rule.soon_at * 1e4) / 1e4,
+                "chosen_for": f"{policy.describe()}; abstain rate <= {args.max_abstain_rate:.0%}",
+            }
+        else:
+            raw["thresholds"] = {
+                "abstain_below": round(params["abstain_below"], 4),
+                "urgent_at": round(params["urgent_at"], 4),
+                "chosen_for": f"melanoma flagged urgent >= {args.target_sensitivity:.0%} on the "
+                f"split; abstain rate <= {args.max_abstain_rate:.0%}",
+            }
         atomic_write_json(metadata.path, raw)
         metadata, _ = resolve_model(metadata.path)
         print(f"calibrated: {params}")
@@ -232,6 +300,63 @@ def main(argv: list[str] | None = None) -> int:
         "latency": latency,
         "targets": TARGETS,
     }
+    kinds = sources  # the folder class of each picture (nevus, melanoma, non_skin …)
+    label_idx = np.asarray(labels)
+    v2 = {
+        "policy": json.loads(metadata.path.read_text()).get("thresholds", {}).get("chosen_for"),
+        "referral": referral_report(
+            probs_int8,
+            kinds,
+            families,
+            th.abstain_below,
+            {"urgent_at": th.urgent_at, "soon_at": th.soon_at},
+        ),
+        "class_intervals": class_intervals(probs_int8, label_idx, th.abstain_below),
+        "per_source": per_source(
+            probs_int8, label_idx, kinds, families, th.abstain_below, th.urgent_at
+        ),
+        "float_vs_int8": float_vs_int8(probs_int8, probs_float, label_idx),
+        "leave_one_source_out": metadata.training.get("leave_one_source_out"),
+        "knn_ood": metadata.training.get("knn_ood"),
+    }
+    metrics["v2"] = v2
+    baseline = None
+    if args.baseline is not None:
+        baseline = json.loads((args.baseline / "metrics.json").read_text())
+        metrics["baseline"] = {
+            "model_version": baseline.get("model_version"),
+            "int8": {
+                k: baseline["int8"].get(k)
+                for k in (
+                    "accuracy",
+                    "balanced_accuracy",
+                    "melanoma_sensitivity_urgent",
+                    "bcc_sensitivity_urgent",
+                    "out_of_scope_rate",
+                    "abstain_rate",
+                    "ece",
+                    "urgent_at",
+                    "abstain_below",
+                )
+            },
+            "v2": baseline.get("v2"),
+        }
+    curves = {f"v2 {metadata.version} (int8)": roc_curve(probs_int8, kinds)}
+    if baseline is not None and (args.baseline / "val_scores.npz").exists():
+        old = np.load(args.baseline / "val_scores.npz")
+        curves[f"v1 {baseline.get('model_version')} (int8)"] = roc_curve(old["probs"], old["kinds"])
+    marks = {
+        f"{r['threshold']} {r['value']:.3f}": (r["benign_referred"], r["melanoma"])
+        for r in v2["referral"]["operating_points"]
+        if r["threshold"] in ("urgent_at", "soon_at") and r["benign_referred"] is not None
+    }
+    plot_roc(curves, out_dir / "referral_roc.png", marks)
+    if args.save_scores:
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf, probs=probs_int8, kinds=np.array(kinds), sources=np.array(families)
+        )
+        atomic_write_bytes(out_dir / "val_scores.npz", buf.getvalue())
     atomic_write_json(out_dir / "metrics.json", metrics)
     plot_confusion(report_int8, out_dir / "confusion_int8.png")
     raw = json.loads(metadata.path.read_text())
@@ -251,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
         else [],
     }
     card = render_model_card(raw, report_int8.to_dict(), report_float.to_dict(), extra)
+    card += "\n" + markdown_sections(v2, metrics.get("baseline"))
+    card += "\n" + recipe_markdown(metadata.training)
+    if args.notes is not None:
+        card += "\n" + args.notes.read_text(encoding="utf-8")
+    if metrics.get("baseline"):
+        card += "\n" + old_vs_new_markdown(metrics["baseline"]["int8"], report_int8.to_dict())
     atomic_write_bytes(out_dir / "MODEL_CARD.md", card.encode())
 
     print(confusion_table_markdown(report_int8))

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Train the Skinscan classifier: EfficientNet-Lite0 (ImageNet) fine-tuned on the skin images.
 
+    python scripts/train.py --recipe cpu-v2 --data ../shared/data --out runs/v2   # model v2
     python scripts/train.py --data ../shared/data --out runs/train            # 2-core CPU recipe
     python scripts/train.py --recipe gpu --device cuda --out runs/gpu          # full fine-tune
     python scripts/train.py --resume --out runs/train                          # continue
+
+cpu-v2 (cloud/training/cpu_v2.py) warm-starts from --warm-start (default: the shipped
+models/skinscan_checkpoint.pt, else the shipped float .tflite), caches embeddings of
+--views augmented views and trains a fine-grained head and the top block on that cache.
 
 Writes to --out: model.pt (EMA weights, the ones to convert), val_logits.npz (logits, labels,
 source classes and names of the validation images, for calibration and evaluation), summary.json
@@ -55,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     add_data_arguments(ap)
     ap.add_argument("--out", type=Path, default=Path("runs/train"))
-    ap.add_argument("--recipe", choices=sorted(RECIPES), default="cpu")
+    ap.add_argument("--recipe", choices=[*sorted(RECIPES), "cpu-v2"], default="cpu")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--head-epochs", type=int)
     ap.add_argument("--epochs", type=int)
@@ -84,7 +89,76 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="leave out the bundled non-skin pictures from `other`",
     )
     ap.add_argument("--resume", action="store_true")
+    v2 = ap.add_argument_group("cpu-v2")
+    v2.add_argument("--warm-start", type=Path, help="checkpoint (.pt) or float .tflite")
+    v2.add_argument("--views", type=int, default=12, help="augmented views per image cached")
+    v2.add_argument("--top-block-epochs", type=int, default=5, help="0: head only")
+    v2.add_argument("--head-epochs-v2", type=int, default=6, help="head epochs over the cache")
     return ap.parse_args(argv)
+
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def default_warm_start() -> Path:
+    ckpt = MODELS / "skinscan_checkpoint.pt"
+    return ckpt if ckpt.exists() else MODELS / "skinscan_float.tflite"
+
+
+def main_v2(args: argparse.Namespace) -> int:
+    import json
+
+    from scripts_common import limit_per_class
+
+    from cloud.training.cpu_v2 import V2Config, run
+    from cloud.training.head import HeadConfig
+    from kiosk.files import atomic_write_json
+
+    warm = args.warm_start or default_warm_start()
+    cfg = V2Config(
+        data=args.data,
+        out=args.out,
+        warm_start=warm,
+        views=args.views,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        top_block_epochs=args.top_block_epochs,
+        max_minutes=args.max_minutes,
+        threads=args.threads,
+        workers=args.workers,
+        device=args.device,
+        limit_per_class=args.limit_per_class,
+        head=HeadConfig(
+            epochs=args.head_epochs_v2,
+            class_power=1.0 if args.balance_power is None else args.balance_power,
+            source_power=0.5,
+            seed=args.seed,
+        ),
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def limit(records):
+        return limit_per_class(records, args.limit_per_class)
+
+    def log(message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    summary = run(cfg, limit if args.limit_per_class > 0 else None, log)
+    summary |= {
+        "recipe": "cpu-v2",
+        "warm_start": warm.name,
+        "config": {
+            "views": cfg.views,
+            "top_block_epochs": cfg.top_block_epochs,
+            "head": cfg.head.as_dict(),
+            "seed": cfg.seed,
+            "threads": cfg.threads,
+            "device": cfg.device,
+        },
+    }
+    atomic_write_json(args.out / "summary.json", json.loads(json.dumps(summary, default=float)))
+    print(f"done in {summary['minutes']:.1f} min ({summary['chosen']}) → {args.out}/model.pt")
+    return 0
 
 
 def _cached_images(records, cache_dir: Path, workers: int) -> np.ndarray:
@@ -105,6 +179,8 @@ def _cached_images(records, cache_dir: Path, workers: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.recipe == "cpu-v2":
+        return main_v2(args)
     from scripts_common import limit_per_class
 
     from cloud.training.dataset import (

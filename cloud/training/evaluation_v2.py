@@ -148,6 +148,13 @@ def float_vs_int8(probs_int8: np.ndarray, probs_float: np.ndarray, labels: np.nd
     return out
 
 
+def _knn_verdict(knn: Mapping[str, Any]) -> str:
+    a, b = knn.get("auc_knn_distance"), knn.get("auc_p_other")
+    if a is not None and b is not None and a > b:
+        return "the kNN distance separates better than p(other): worth adding"
+    return "the kNN distance separates worse than p(other), so it is not used"
+
+
 # ---- markdown -----------------------------------------------------------------------------
 
 
@@ -278,7 +285,9 @@ def markdown_sections(v2: Mapping[str, Any], baseline: Mapping[str, Any] | None)
             "AUROC for telling non-skin and healthy-skin pictures from the six conditions: "
             f"kNN cosine distance {_f3(knn.get('auc_knn_distance'))}, 1 - top-1 confidence "
             f"{_f3(knn.get('auc_one_minus_confidence'))}, p(other) {_f3(knn.get('auc_p_other'))}. "
-            "The kiosk keeps p(other) and abstention: " + knn.get("verdict", "") + "\n"
+            + "The kiosk keeps p(other) and abstention: "
+            + (knn.get("verdict") or _knn_verdict(knn))
+            + ".\n"
         )
     return "\n".join(parts)
 
@@ -304,3 +313,59 @@ def old_vs_new_markdown(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "## Previous model vs this one (same validation split, int8)\n\n" + _table(
         ["", "previous", "this model"], rows
     )
+
+
+def recipe_markdown(training: Mapping[str, Any]) -> str:
+    """What the cpu-v2 run measured on its way (from the run summary in the metadata)."""
+    if training.get("recipe") != "cpu-v2":
+        return ""
+    rows = []
+    for name, key in (
+        ("warm start (v1 head)", "warm_start_on_val"),
+        ("fine-grained head", "head_only"),
+        ("+ top block retrained", "top_block"),
+    ):
+        r = training.get(key)
+        if not isinstance(r, Mapping):
+            continue
+        table = (r.get("referral") or {}).get("table") or [{}]
+        rows.append(
+            (
+                name + (" (shipped)" if training.get("chosen") == key else ""),
+                _pct(r.get("balanced_accuracy_six")),
+                _f3(r.get("melanoma_vs_benign_auc")),
+                _f3((r.get("by_source_auc") or {}).get("isic2017")),
+                _pct(table[0].get("benign_referred")),
+                _pct(r.get("out_of_scope_as_other")),
+            )
+        )
+    cfg = training.get("config") or {}
+    t = training.get("timings") or {}
+    timing = ", ".join(f"{k} {v:.0f}" for k, v in t.items() if isinstance(v, int | float))
+    text = (
+        "## Model v2 recipe (cpu-v2) and what it measured\n\n"
+        "Warm start from the v1 weights (read back from its float .tflite: BatchNorm folded, "
+        "re-expressed as identity BatchNorms carrying the folded biases; logits match the .tflite "
+        "to < 1e-5). Embeddings and top-block inputs of the kiosk's centre view and of "
+        f"{cfg.get('views', '?')} source-erasing augmented views per training image (resolution "
+        "round trip, JPEG quality 30-95, dermoscope vignette or border, Shades-of-Gray colour "
+        "constancy on a quarter of the views, colour, blur, crop, rotation) are computed once "
+        "with LiteRT. A linear head with 11 outputs (the six conditions, nevus, benign keratosis, "
+        "vascular lesion, healthy skin, non-skin; the last five summed into `other` by the kiosk) "
+        "is trained on them, each kiosk class weighted equally and, within a class, sources "
+        "weighted by n^0.5. Validation numbers (float, centre view, no abstention; the policy "
+        "threshold for the benign referral rate):\n\n"
+        + _table(
+            [
+                "stage",
+                "balanced acc. (six)",
+                "mel-vs-benign AUC",
+                "AUC ISIC 2017",
+                "benign referred",
+                "out of scope → other",
+            ],
+            rows,
+        )
+        + f"\nTimings on the shared 2-core machine (seconds; view_rounds is a count): {timing}.\n"
+    )
+    return text

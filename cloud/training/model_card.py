@@ -399,10 +399,24 @@ def _section_thresholds(
         f"{_fmt(max_abstain, 'pct') if max_abstain is not None else 'a capped share'} of images "
         "abstained."
     )
-    rows = [
-        ("urgent threshold", _fmt(urgent_at, "f3"), urgent_how),
-        ("abstain below", _fmt(abstain, "f3"), abstain_how),
-    ]
+    md_th = metadata.get("thresholds") if isinstance(metadata.get("thresholds"), Mapping) else {}
+    soon_at = md_th.get("soon_at")
+    if soon_at is not None:
+        # Model v2: both referral tiers come from the ROC against benign lesions, to a policy.
+        urgent_how = (
+            f"from the referral ROC on validation, to the policy: {md_th.get('chosen_for')}"
+        )
+    rows = [("urgent threshold", _fmt(urgent_at, "f3"), urgent_how)]
+    if soon_at is not None:
+        rows.append(
+            (
+                "soon threshold",
+                _fmt(soon_at, "f3"),
+                "between it and the urgent threshold the kiosk says SOON: skin cancer cannot be "
+                "ruled out, see a doctor in the coming weeks (see the referral rule below)",
+            )
+        )
+    rows.append(("abstain below", _fmt(abstain, "f3"), abstain_how))
     return "## Thresholds\n\n" + _table(["threshold", "value", "chosen as"], rows)
 
 

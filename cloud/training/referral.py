@@ -6,9 +6,12 @@ lesions. v2 states a policy and reads both tiers off the validation ROC:
 - urgent_at: the largest threshold at which at least `melanoma_sensitivity` of the melanomas and
   `bcc_sensitivity` of the BCCs score >= it. Benign referrals only fall as the threshold rises,
   so the largest admissible threshold is the one with the fewest benign lesions referred.
-- soon_at (<= urgent_at): the largest threshold reaching `soon_sensitivity` of both cancers.
-  Between the two the kiosk says "see a doctor in the coming weeks; skin cancer cannot be ruled
-  out", not "urgent": no cancer the soon tier catches is sent home as all-clear.
+- soon_at (<= urgent_at): the largest threshold reaching `soon_sensitivity` of the melanomas
+  and `bcc_soon_sensitivity` of the BCCs (BCC grows slowly and rarely spreads: "soon" is the
+  right answer for most of them, and asking 99% of them would put nearly every benign lesion in
+  the soon tier with today's model). Between the two the kiosk says "see a doctor in the coming
+  weeks; skin cancer cannot be ruled out", not "urgent": no cancer the soon tier catches is sent
+  home as all-clear.
 
 Benign lesions are the dermoscopic pictures of nevus, benign keratosis, dermatofibroma and
 vascular lesion: the pictures a clip-on dermoscope will mostly show, and the ones whose false
@@ -42,13 +45,15 @@ class ReferralPolicy:
     melanoma_sensitivity: float = 0.95
     bcc_sensitivity: float = 0.92
     soon_sensitivity: float = 0.99
+    bcc_soon_sensitivity: float = 0.95
 
     def describe(self) -> str:
         return (
             f"urgent: the lowest benign-lesion referral rate with >= "
             f"{self.melanoma_sensitivity:.0%} of melanomas and >= {self.bcc_sensitivity:.0%} of "
             f"BCCs flagged on validation; soon (cancer cannot be ruled out): >= "
-            f"{self.soon_sensitivity:.0%} of both reach soon or urgent"
+            f"{self.soon_sensitivity:.0%} of melanomas and >= {self.bcc_soon_sensitivity:.0%} of "
+            "BCCs reach soon or urgent"
         )
 
 
@@ -121,7 +126,7 @@ def choose_rule(
     )
     soon = min(
         _threshold_for(mel, policy.soon_sensitivity),
-        _threshold_for(bcc, policy.soon_sensitivity),
+        _threshold_for(bcc, policy.bcc_soon_sensitivity),
         urgent,
     )
     return ReferralRule(urgent_at=float(urgent), soon_at=float(soon), policy=policy)

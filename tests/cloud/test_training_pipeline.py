@@ -160,3 +160,89 @@ def test_training_resumes_from_its_checkpoint(pipeline: Path):
     assert "resuming after epoch 2" in result.stdout
     history = json.loads((run / "summary.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def pipeline_v2(tmp_path_factory) -> Path:
+    """The cpu-v2 recipe end to end on a tiny subset, warm-started from the shipped model."""
+    out = tmp_path_factory.mktemp("pipeline_v2")
+    small = ["--data", str(DATA), "--limit-per-class", "4"]
+    run_script(
+        "train.py",
+        *small,
+        "--recipe",
+        "cpu-v2",
+        "--out",
+        str(out / "run"),
+        "--views",
+        "1",
+        "--top-block-epochs",
+        "1",
+        "--head-epochs-v2",
+        "2",
+    )
+    run_script(
+        "convert.py",
+        *small,
+        "--weights",
+        str(out / "run" / "model.pt"),
+        "--out",
+        str(out / "models"),
+        "--representative",
+        "12",
+        "--version",
+        "smoke-v2",
+    )
+    run_script(
+        "evaluate.py",
+        *small,
+        "--model",
+        str(out / "models" / "skinscan.json"),
+        "--calibrate",
+        "--out-dir",
+        str(out / "report"),
+    )
+    return out
+
+
+def test_v2_recipe_writes_fine_grained_weights_and_source_results(pipeline_v2: Path):
+    from cloud.training.v2_data import OTHER_OUTPUTS, OUTPUTS
+
+    run = pipeline_v2 / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["recipe"] == "cpu-v2" and summary["outputs"] == list(OUTPUTS)
+    assert summary["chosen"] in ("head_only", "top_block")
+    assert summary["timings"]["view_rounds"] == 1
+    assert "ham10000" in summary["leave_one_source_out"]  # the tiny subset holds no ISIC
+    logits = np.load(run / "val_logits.npz")
+    assert logits["logits"].shape[1] == len(OUTPUTS) == 6 + len(OTHER_OUTPUTS)
+
+
+def test_v2_conversion_ships_outputs_and_a_checkpoint(pipeline_v2: Path):
+    import torch
+
+    from cloud.training.tflite_export import float_tensor_names
+    from kiosk.model.classifier import Classifier, load_metadata
+
+    models = pipeline_v2 / "models"
+    assert float_tensor_names((models / "skinscan_int8.tflite").read_bytes()) == []
+    md = load_metadata(models / "skinscan.json")
+    assert len(md.outputs) == 11 and "nevus" in md.other_outputs
+    state = torch.load(models / "skinscan_checkpoint.pt", weights_only=True)
+    assert state["_fc.weight"].dtype == torch.float32 and state["_fc.weight"].shape[0] == 11
+    p = Classifier(md, "int8").predict(np.zeros((224, 224, 3), np.uint8)).probabilities
+    assert p.shape == (7,) and abs(p.sum() - 1) < 1e-6
+
+
+def test_v2_evaluation_chooses_both_tiers_and_reports_sources(pipeline_v2: Path):
+    from kiosk.model.classifier import load_metadata
+
+    md = load_metadata(pipeline_v2 / "models" / "skinscan.json")
+    assert md.thresholds.soon_at is not None
+    assert 0 < md.thresholds.soon_at <= md.thresholds.urgent_at
+    metrics = json.loads((pipeline_v2 / "report" / "metrics.json").read_text())
+    v2 = metrics["v2"]
+    assert {"referral", "class_intervals", "per_source", "float_vs_int8"} <= set(v2)
+    assert "ham10000" in v2["per_source"]
+    assert (pipeline_v2 / "report" / "referral_roc.png").stat().st_size > 1000
+    assert "Referral rule" in (pipeline_v2 / "report" / "MODEL_CARD.md").read_text()

@@ -51,6 +51,10 @@ class NoSource:
     def close(self) -> None: ...
 
 
+# Demo segments the shipped model is not sure of (see the test below and models/MODEL_CARD.md).
+UNSURE_SEGMENTS = ("actinic_keratosis",)
+
+
 @pytest.mark.parametrize("segment", clip_segments(), ids=lambda s: s.label)
 def test_each_demo_segment_settles_on_its_triage(classifier, segment):
     frames = clip_frames()[segment.start : segment.end]
@@ -59,6 +63,15 @@ def test_each_demo_segment_settles_on_its_triage(classifier, segment):
     verdicts = [pipeline.process(f) for f in frames]
     gated = [v for v in verdicts if not v.quality]
     assert len(gated) >= 10, "the quality gate rejected most of a sharp, well-lit clip"
+    if segment.label in UNSURE_SEGMENTS:
+        # Model v2 (2026.12.01) is unsure of this sample under the clip's zoom and pan (top-1
+        # below the abstain threshold), so it never settles; what must hold is that it is never
+        # an all-clear: a precancer with cancer mass is "soon" or "urgent", and its top-1 stays
+        # its own class on most frames.
+        assert not any(v.stable for v in gated)
+        assert all(str(v.urgency) in ("soon", "urgent") for v in gated)
+        assert sum(v.label == segment.label for v in gated) > len(gated) // 2
+        return
     settled_at = next(i for i, v in enumerate(gated) if v.stable)
     assert settled_at < 10, f"verdict settled only after {settled_at + 1} gated frames"
     final = gated[-1]

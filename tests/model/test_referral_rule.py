@@ -32,7 +32,7 @@ def synthetic():
 
 def test_known_roc_gives_known_thresholds():
     scores, kinds = synthetic()
-    rule = choose_rule(scores, kinds, ReferralPolicy(0.95, 0.92, 0.99))
+    rule = choose_rule(scores, kinds, ReferralPolicy(0.95, 0.92, 0.99, 0.99))
     # melanoma: 95 of 100 must reach t → the 95th largest, 0.06; BCC: ceil(0.92 * 50) = 46 of
     # 50 → the 46th largest, 0.10. Both must hold: the smaller, 0.06.
     assert rule.urgent_at == pytest.approx(0.06)
@@ -57,6 +57,16 @@ def test_the_chosen_threshold_is_the_lowest_benign_rate_meeting_the_policy():
         if meets:
             assert (benign >= t).mean() >= (benign >= rule.urgent_at).mean()
     assert (mel >= rule.urgent_at + 1e-9).mean() < 0.95  # any higher and melanoma falls short
+
+
+def test_the_soon_tier_asks_its_own_bcc_share():
+    scores, kinds = synthetic()
+    rule = choose_rule(scores, kinds, ReferralPolicy(0.95, 0.92, 0.97, 0.90))
+    # melanoma 97 of 100 → 0.04; BCC ceil(0.9 * 50) = 45 of 50 → 0.12; soon = 0.04
+    assert rule.soon_at == pytest.approx(0.04)
+    rule = choose_rule(scores, kinds, ReferralPolicy(0.50, 0.50, 0.60, 0.98))
+    # BCC 49 of 50 → 0.04 binds below melanoma's 0.41; urgent: min(0.51, 0.52) = 0.51
+    assert (rule.urgent_at, rule.soon_at) == (pytest.approx(0.51), pytest.approx(0.04))
 
 
 def test_bcc_can_be_the_binding_constraint():
