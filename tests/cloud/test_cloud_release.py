@@ -115,22 +115,22 @@ def test_a_kiosk_verifies_and_installs_the_release_and_refuses_a_tampered_one(
     clean, key, firebase_env, tmp_path
 ):
     key_path, public = key
-    publish_release(clean.fb.db, clean.fb.bucket, SHIPPED, key_path, version="2026.12.01")
+    publish_release(clean.fb.db, clean.fb.bucket, SHIPPED, key_path, version="2026.12.10")
     config = firebase_env.kiosk_config(tmp_path / "kiosk", model_public_key=public)
     clients = kiosk_connect(config)
     try:
         result = ModelUpdater(config).check(clients)
-        assert result.installed == "2026.12.01", result
-        installed = config.models_dir / "2026.12.01" / "skinscan.json"
-        assert Classifier.open(installed).metadata.version == "2026.12.01"
+        assert result.installed == "2026.12.10", result
+        installed = config.models_dir / "2026.12.10" / "skinscan.json"
+        assert Classifier.open(installed).metadata.version == "2026.12.10"
 
         # A newer release whose manifest was edited after signing (a better-looking metric).
-        publish_release(clean.fb.db, clean.fb.bucket, SHIPPED, key_path, version="2026.12.02")
-        ref = clean.fb.db.collection(schema.MODEL_RELEASES).document("2026.12.02")
+        publish_release(clean.fb.db, clean.fb.bucket, SHIPPED, key_path, version="2026.12.11")
+        ref = clean.fb.db.collection(schema.MODEL_RELEASES).document("2026.12.11")
         ref.update({"metrics": {"balanced_accuracy": 0.99}})
         refused = ModelUpdater(config).check(clients)
         assert refused.installed is None
         assert refused.rejected and "does not verify" in refused.rejected
-        assert not (config.models_dir / "2026.12.02").exists()
+        assert not (config.models_dir / "2026.12.11").exists()
     finally:
         clients.close()
