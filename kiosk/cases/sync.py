@@ -32,7 +32,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -345,22 +345,34 @@ class SyncService:
                 )
 
         # Oldest first, as many at once as the send window allows: one on a slow link (a
-        # whole image fits an up-window), more while uploads finish quickly.
+        # whole image fits an up-window), more while uploads finish quickly. Each sender takes
+        # the next case itself the moment it is free to (no round trip through a dispatcher).
         pending = iter(cases)
-        running: set[Future[None]] = set()
+        gate = threading.Condition()
+        in_flight = 0
+
+        def sender() -> None:
+            nonlocal in_flight
+            while True:
+                with gate:
+                    while in_flight >= window.size and not (lost.is_set() or server_gave_up):
+                        gate.wait()
+                    case = None if lost.is_set() or server_gave_up else next(pending, None)
+                    if case is None:
+                        return
+                    in_flight += 1
+                try:
+                    one(case)
+                finally:
+                    with gate:
+                        in_flight -= 1
+                        gate.notify_all()
+
         try:
             with ThreadPoolExecutor(max_workers=window.maximum) as pool:
-                while True:
-                    while not lost.is_set() and not server_gave_up and len(running) < window.size:
-                        case = next(pending, None)
-                        if case is None:
-                            break
-                        running.add(pool.submit(one, case))
-                    if not running:
-                        break
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()  # one() handles its errors; anything else is a bug
+                senders = [pool.submit(sender) for _ in range(window.maximum)]
+                for future in senders:
+                    future.result()  # one() handles its errors; anything else is a bug
         finally:
             mark_confirmed()
             self._publish_link()
