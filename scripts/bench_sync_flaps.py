@@ -64,6 +64,16 @@ def watch_arrivals(
     return seen
 
 
+def wait_for_line(path: Path, words: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if any(word in text for word in words):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"kiosk sync did not start within {timeout:.0f} s: {path.read_text()[-500:]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=20)
@@ -108,6 +118,9 @@ def main() -> int:
                 stdout=sync_log,
                 stderr=subprocess.STDOUT,
             )
+            # The link starts flapping once the kiosk is running and has found it down (its
+            # start-up time is not capacity it failed to use).
+            wait_for_line(log_path, ("probing", "next try"), timeout=120)
             started = time.monotonic()
             watcher.start()
             link.start(schedule)

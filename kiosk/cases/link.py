@@ -76,6 +76,23 @@ def classify(error: BaseException) -> Failure:
     return Failure.SERVER
 
 
+def server_in_trouble(error: BaseException) -> bool:
+    """A server's passing trouble (429, quota, 5xx) that outlasted the client's own retries:
+    stop this pass and back off, instead of spending the retry budget on every queued case."""
+    from google.api_core import exceptions as gexc
+
+    trouble = (
+        gexc.TooManyRequests,
+        gexc.ResourceExhausted,
+        gexc.InternalServerError,
+        gexc.BadGateway,
+        gexc.ServiceUnavailable,
+        gexc.GatewayTimeout,
+        gexc.RetryError,
+    )
+    return classify(error) is Failure.SERVER and any(isinstance(e, trouble) for e in causes(error))
+
+
 def causes(error: BaseException) -> list[BaseException]:
     """The error and what caused it, outermost first (at most 20: a cycle must not hang)."""
     chain: list[BaseException] = []

@@ -53,9 +53,9 @@ from kiosk.cases.link import (
     UNSTABLE_WINDOW_S,
     Failure,
     LinkMonitor,
-    causes,
     classify,
     probe_delay,
+    server_in_trouble,
 )
 from kiosk.cases.model_updates import ModelUpdater
 from kiosk.cases.send_window import SendWindow
@@ -95,7 +95,7 @@ class IntegrityError(Exception):
 
 
 class ServerGaveUpError(Exception):
-    """A server kept answering with errors until the client's retries ran out."""
+    """A server kept answering with errors (5xx, 429) until the client's retries ran out."""
 
 
 @dataclass
@@ -290,7 +290,7 @@ class SyncService:
         done = 0
         sent_bytes = 0
         lost = threading.Event()  # the link dropped: start no more uploads this pass
-        server_gave_up: list[BaseException] = []  # the client's retries ran out on a server
+        server_gave_up: list[BaseException] = []  # a server's trouble outlasted the retries
         confirmed: list[str] = []  # uploaded, not yet marked in the store
         window = self._window
         self._with(bytes_sent_this_pass=0, send_window=window.size)
@@ -330,7 +330,7 @@ class SyncService:
                 if classify(e) is Failure.LINK:
                     window.cut()
                     lost.set()
-                elif _retries_ran_out(e):
+                elif server_in_trouble(e):
                     server_gave_up.append(e)
             finally:
                 with self._lock:
@@ -766,12 +766,6 @@ def _stored_already(blob: Any, md5: str, size: int) -> bool:
     except NotFound:
         return False
     return blob.md5_hash == md5 and blob.size == size
-
-
-def _retries_ran_out(error: BaseException) -> bool:
-    from google.api_core.exceptions import RetryError
-
-    return any(isinstance(e, RetryError) for e in causes(error))
 
 
 def _firestore_retry() -> Any:

@@ -151,3 +151,74 @@ def test_a_probe_that_finds_the_link_back_starts_sending_within_its_interval(
     assert started_sending <= bound, f"sending began {started_sending:.2f} s after the link"
     assert started_sending >= 0
     assert_exactly_once(rural.store, cloud, case_ids)
+
+
+class BusyStorage:
+    """A real HTTP server in Storage's place that answers every request 503: a server in
+    trouble, not a dropped link."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _busy(self) -> None:
+                seen.append(time.monotonic())
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = b'{"error": {"code": 503, "message": "busy"}}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = _busy  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_in_trouble_gets_backoff_not_probing(
+    firebase_env: FirebaseEnv, tmp_path: Path
+) -> None:
+    from kiosk.cases.sync_status import SyncProblem
+
+    busy = BusyStorage()
+    config = firebase_env.kiosk_config(
+        tmp_path / "kiosk",
+        storage_emulator_host=f"http://127.0.0.1:{busy.port}",
+        sync_interval_s=60.0,
+        link_probe_interval_s=0.5,
+    )
+    store = CaseStore.open(config)
+    save(store, 2)
+    service = SyncService(config, store)
+    service.start()
+    try:
+        deadline = time.monotonic() + 60
+        while service.status().next_attempt_in_s is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        first = service.status()
+        assert store.queue_depth() == 2, "nothing is lost"
+    finally:
+        service.close()
+        store.close()
+        busy.close()
+    assert first.problem is SyncProblem.SERVER_ERROR, first.last_error
+    assert not first.link_unstable, "a server's error is not a drop of the link"
+    assert busy.requests, "the upload reached the busy server"
+    # Backoff: the next try is at least BACKOFF_FIRST_S / 2 = 1 s away; probing would say at
+    # most link_probe_interval_s * 1.25 = 0.625 s.
+    assert first.next_attempt_in_s is not None and first.next_attempt_in_s >= 1.0
