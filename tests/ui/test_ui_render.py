@@ -13,9 +13,9 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import pygame
 import pytest
 
+from kiosk.cases.case_code import ALPHABET
 from kiosk.cases.sync_status import SyncProblem
 from kiosk.ui import theme
-from kiosk.cases.case_code import ALPHABET
 from kiosk.ui.geometry import MIN_TARGET_PX
 from kiosk.ui.i18n import Strings, ui_languages
 from kiosk.ui.render import RenderedScreen, render_all_screens

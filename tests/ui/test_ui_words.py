@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.cases.case_code import ALPHABET, LENGTH, case_code
 from kiosk.cases.store import BODY_SITES
 from kiosk.cases.sync_status import SyncProblem, SyncStatus
 from kiosk.config import KioskConfig
 from kiosk.model.conditions import Urgency
 from kiosk.ui import demo
 from kiosk.ui.body_sites import PLAIN_SITES, has_sides, stored_site
-from kiosk.cases.case_code import ALPHABET, LENGTH, case_code
 from kiosk.ui.reasons import cancer_not_ruled_out, is_none_found, names_a_cancer
 from kiosk.ui.sync_view import Link, sync_view
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kiosk.ui import theme
 from kiosk.cases.case_code import case_code
+from kiosk.ui import theme
 from kiosk.ui.screens.base import MARGIN, Screen, when
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kiosk.cases.case_code import case_code
 from kiosk.cases.store import CaseNotFoundError
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
-from kiosk.cases.case_code import case_code
 from kiosk.ui.screens.base import MARGIN, Screen
 
 if TYPE_CHECKING:

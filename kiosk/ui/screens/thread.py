@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pygame
 
+from kiosk.cases.case_code import case_code
 from kiosk.cases.store import MAX_MESSAGE_CHARS
 from kiosk.ui import theme
-from kiosk.cases.case_code import case_code
 from kiosk.ui.keyboard import Keyboard
 from kiosk.ui.pictures import fit_size
 from kiosk.ui.screens.base import MARGIN, Screen, when
