@@ -423,3 +423,13 @@ def _reset(s: socket.socket) -> None:
     with contextlib.suppress(OSError):
         _linger_zero(s)
         s.close()
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.1) -> None:
+    """Poll `predicate` until it is true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -911,20 +911,8 @@ class CaseStore:
         ):
             case = self._case(row)
             cases[case.case_id] = case
-            review = case.review
-            assert review is not None
-            items.append(
-                InboxItem(
-                    case_id=case.case_id,
-                    kind="review",
-                    body=review.recommendation,
-                    author_name=review.reviewer,
-                    at=review.reviewed_at or case.created_at,
-                    read=case.review_read,
-                    case=case,
-                    label=review.label,
-                )
-            )
+            assert case.review is not None
+            items.append(_review_item(case, case.review, read=case.review_read))
         if include_unverified:
             items.extend(self._unverified_items(limit, cases))
         for row in self._query(
@@ -935,17 +923,7 @@ class CaseStore:
             message = self._message(row)
             case = cases.get(message.case_id) or self.get(message.case_id)
             cases[case.case_id] = case
-            items.append(
-                InboxItem(
-                    case_id=message.case_id,
-                    kind="message",
-                    body=message.body,
-                    author_name=message.author_name,
-                    at=message.created_at,
-                    read=message.read_at is not None,
-                    case=case,
-                )
-            )
+            items.append(_message_item(case, message, read=message.read_at is not None))
         # Unread urgent reviews first (they must not scroll away under newer chatter), then
         # newest first.
         items.sort(key=lambda item: (not (item.urgent and not item.read), -item.at.timestamp()))
@@ -960,21 +938,9 @@ class CaseStore:
         ):
             case = cases.get(row["case_id"]) or self._case(row)
             cases[case.case_id] = case
-            aside = case.unverified_review
-            assert aside is not None
-            items.append(
-                InboxItem(
-                    case_id=case.case_id,
-                    kind="review",
-                    body=aside.recommendation,
-                    author_name=aside.reviewer,
-                    at=aside.reviewed_at or case.created_at,
-                    read=True,  # nothing asks the health worker to read it
-                    case=case,
-                    verified=False,
-                    label=aside.label,
-                )
-            )
+            assert case.unverified_review is not None
+            # read: nothing asks the health worker to read what is kept aside
+            items.append(_review_item(case, case.unverified_review, read=True, verified=False))
         for row in self._query(
             "SELECT * FROM messages WHERE verified = 0 ORDER BY created_at DESC LIMIT ?",
             (limit,),
@@ -982,18 +948,7 @@ class CaseStore:
             message = self._message(row)
             case = cases.get(message.case_id) or self.get(message.case_id)
             cases[case.case_id] = case
-            items.append(
-                InboxItem(
-                    case_id=message.case_id,
-                    kind="message",
-                    body=message.body,
-                    author_name=message.author_name,
-                    at=message.created_at,
-                    read=True,
-                    case=case,
-                    verified=False,
-                )
-            )
+            items.append(_message_item(case, message, read=True, verified=False))
         return items
 
     def unverified_count(self) -> int:
@@ -1099,6 +1054,33 @@ class CaseStore:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _review_item(case: Case, review: Review, *, read: bool, verified: bool = True) -> InboxItem:
+    return InboxItem(
+        case_id=case.case_id,
+        kind="review",
+        body=review.recommendation,
+        author_name=review.reviewer,
+        at=review.reviewed_at or case.created_at,
+        read=read,
+        case=case,
+        verified=verified,
+        label=review.label,
+    )
+
+
+def _message_item(case: Case, message: Message, *, read: bool, verified: bool = True) -> InboxItem:
+    return InboxItem(
+        case_id=message.case_id,
+        kind="message",
+        body=message.body,
+        author_name=message.author_name,
+        at=message.created_at,
+        read=read,
+        case=case,
+        verified=verified,
+    )
 
 
 def new_case_id() -> str:

@@ -17,7 +17,7 @@ from kiosk.cases.sync import SyncService, backoff_delay
 from kiosk.cases.sync_status import SyncProblem
 from kiosk.config import KioskConfig
 from tests.firebase_fixtures import FirebaseEnv
-from tests.servers import TcpProxy, free_port
+from tests.servers import TcpProxy, free_port, wait_for
 from tests.sync_faults import kiosk_blobs, kiosk_docs
 
 
@@ -213,36 +213,39 @@ def test_review_and_messages_reach_the_kiosk_inbox(
     service.close()
 
 
-def test_listener_delivers_a_review_while_running(
-    kiosk_config: KioskConfig, store: CaseStore, cloud: FirebaseClients
-) -> None:
+def listener_brings_a_cloud_result(service: SyncService, store: CaseStore, db, case_id: str):
+    """Start `service` with a 10-minute pass interval, wait for the case to go up, then write
+    a cloud result: only the running listener can bring it back in time. Shared with the
+    same check under security rules (test_sync_under_rules.py)."""
     from google.cloud.firestore import SERVER_TIMESTAMP
 
-    case_id = save_cases(store, 1)[0]
-    service = SyncService(kiosk_config.__class__(**{**kiosk_config.__dict__}), store)
-    service.config = KioskConfig(**{**kiosk_config.__dict__, "sync_interval_s": 600.0})
+    service.config = KioskConfig(**{**service.config.__dict__, "sync_interval_s": 600.0})
     service.start()
     try:
-        deadline = time.monotonic() + 30
-        while store.get(case_id).status != CaseStatus.UPLOADED and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(case_id).status == CaseStatus.UPLOADED
+        wait_for(lambda: store.get(case_id).status == CaseStatus.UPLOADED, 30, "the case to go up")
         time.sleep(0.5)  # the listener attaches after the pass
-        cloud.db.collection(schema.CASES).document(case_id).update(
+        db.collection(schema.CASES).document(case_id).update(
             {
                 "status": schema.STATUS_CLASSIFIED,
                 "cloud": {"label": "melanoma", "confidence": 0.9},
                 "updated_at": SERVER_TIMESTAMP,
             }
         )
-        # The pass interval is 10 minutes: only the listener can bring this in time.
-        deadline = time.monotonic() + 20
-        while store.get(case_id).status != CaseStatus.CLASSIFIED and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(case_id).status == CaseStatus.CLASSIFIED
+        wait_for(
+            lambda: store.get(case_id).status == CaseStatus.CLASSIFIED,
+            20,
+            "the listener to bring the cloud result",
+        )
         assert store.get(case_id).cloud["label"] == "melanoma"
     finally:
         service.close()
+
+
+def test_listener_delivers_a_review_while_running(
+    kiosk_config: KioskConfig, store: CaseStore, cloud: FirebaseClients
+) -> None:
+    case_id = save_cases(store, 1)[0]
+    listener_brings_a_cloud_result(SyncService(kiosk_config, store), store, cloud.db, case_id)
 
 
 def test_corrupt_image_is_quarantined_and_the_rest_upload(

@@ -8,11 +8,8 @@ the "console" writes with the Admin identity, which rules do not limit.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -27,53 +24,22 @@ from kiosk.cases.store import CaseStatus, CaseStore, OnDeviceResult
 from kiosk.cases.sync import SyncService
 from kiosk.config import KioskConfig
 from tests.cases.signing import CONSOLE_KEY, signed_message, signed_review
-from tests.cloud.test_firestore_rules import RULES
+from tests.cases.test_sync import listener_brings_a_cloud_result
 from tests.firebase_fixtures import FirebaseEnv
+from tests.rules_helpers import kiosk_token, load_rules
 
 PROJECT = "demo-skinscan-rules-sync"
 
 
 def identity_file(path: Path, kiosk_id: str) -> Path:
-    token = id_token_for(kiosk_id)
-    path.write_text(json.dumps({"kiosk_id": kiosk_id, "id_token": token}))
+    path.write_text(json.dumps({"kiosk_id": kiosk_id, "id_token": kiosk_token(PROJECT, kiosk_id)}))
     path.chmod(0o600)
     return path
 
 
-def id_token_for(kiosk_id: str) -> str:
-    """An unsigned ID token for this test's project (the emulator accepts those)."""
-
-    def part(obj: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    now = int(time.time())
-    claims = {
-        "iss": f"https://securetoken.google.com/{PROJECT}",
-        "aud": PROJECT,
-        "sub": kiosk_id,
-        "user_id": kiosk_id,
-        "iat": now,
-        "exp": now + 3600,
-        "auth_time": now,
-        "firebase": {"sign_in_provider": "custom"},
-        "role": "kiosk",
-        "kiosk_id": kiosk_id,
-    }
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
 @pytest.fixture
 def rules_env(firebase_env: FirebaseEnv) -> FirebaseEnv:
-    firebase_env.firestore.reset(PROJECT)
-    body = {"rules": {"files": [{"name": "firestore.rules", "content": RULES.read_text()}]}}
-    request = urllib.request.Request(
-        f"http://{firebase_env.firestore.host}/emulator/v1/projects/{PROJECT}:securityRules",
-        data=json.dumps(body).encode(),
-        method="PUT",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as r:
-        assert r.status == 200
+    load_rules(firebase_env.firestore, PROJECT)
     return dataclasses.replace(firebase_env, project=PROJECT)
 
 
@@ -195,30 +161,10 @@ def test_a_private_identity_file_for_this_kiosk_is_required(
 def test_the_listener_delivers_a_cloud_result_under_the_rules(
     rules_env: FirebaseEnv, tmp_path: Path, admin: FirebaseClients
 ) -> None:
-    from google.cloud.firestore import SERVER_TIMESTAMP
-
-    config = dataclasses.replace(kiosk(rules_env, tmp_path, "kiosk-a"), sync_interval_s=600.0)
+    config = kiosk(rules_env, tmp_path, "kiosk-a")
     store = CaseStore.open(config)
     [case_id] = save(store, 1)
-    service = SyncService(config, store).start()
     try:
-        deadline = time.monotonic() + 30
-        while store.get(case_id).status != CaseStatus.UPLOADED and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(case_id).status == CaseStatus.UPLOADED
-        time.sleep(0.5)  # the listener attaches after the pass
-        admin.db.collection(schema.CASES).document(case_id).update(
-            {
-                "status": schema.STATUS_CLASSIFIED,
-                "cloud": {"label": "melanoma", "confidence": 0.9},
-                "updated_at": SERVER_TIMESTAMP,
-            }
-        )
-        # The pass interval is 10 minutes: only the listener, as the kiosk, can bring this.
-        deadline = time.monotonic() + 20
-        while store.get(case_id).status != CaseStatus.CLASSIFIED and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert store.get(case_id).status == CaseStatus.CLASSIFIED
+        listener_brings_a_cloud_result(SyncService(config, store), store, admin.db, case_id)
     finally:
-        service.close()
         store.close()

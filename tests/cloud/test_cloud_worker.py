@@ -26,6 +26,7 @@ from kiosk.live.imaging import load_rgb
 from kiosk.model.classifier import Classifier
 from kiosk.model.conditions import CONDITIONS
 from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, put_case, sample_images
+from tests.servers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -229,15 +230,6 @@ def start_worker(env: CloudEnv, name: str, *extra: str, **environ: str) -> subpr
 
 def events(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_two_worker_processes_classify_fifty_cases_exactly_once(clean):

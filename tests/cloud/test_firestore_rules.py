@@ -9,47 +9,24 @@ of its own keeps the rules away from the other tests' project.
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.rules_helpers import kiosk_token, load_rules, unsigned_id_token
 from tests.servers import FirestoreEmulator
 
 PROJECT = "demo-skinscan-rules"
-RULES = Path(__file__).resolve().parents[2] / "cloud" / "firestore.rules"
 OWNER = "owner"
 
 
-def id_token(uid: str, **claims: Any) -> str:
-    now = int(time.time())
-
-    def part(obj: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    payload = {
-        "iss": f"https://securetoken.google.com/{PROJECT}",
-        "aud": PROJECT,
-        "sub": uid,
-        "user_id": uid,
-        "iat": now,
-        "exp": now + 3600,
-        "auth_time": now,
-        "firebase": {"sign_in_provider": "custom"},
-        **claims,
-    }
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(payload)}."
-
-
-KIOSK_A = id_token("kiosk-a", role="kiosk", kiosk_id="kiosk-a")
-KIOSK_B = id_token("kiosk-b", role="kiosk", kiosk_id="kiosk-b")
-NOT_A_KIOSK = id_token("someone", kiosk_id="kiosk-a")  # a user, but without the kiosk role
+KIOSK_A = kiosk_token(PROJECT, "kiosk-a")
+KIOSK_B = kiosk_token(PROJECT, "kiosk-b")
+NOT_A_KIOSK = unsigned_id_token(PROJECT, "someone", kiosk_id="kiosk-a")  # no kiosk role
 
 
 def value(v: Any) -> dict:
@@ -148,17 +125,7 @@ def message_fields(kiosk_id: str, case_id: str, author: str = "health_worker", *
 
 @pytest.fixture
 def rest(firestore_emulator: FirestoreEmulator) -> Rest:
-    firestore_emulator.start()
-    firestore_emulator.reset(PROJECT)
-    body = {"rules": {"files": [{"name": "firestore.rules", "content": RULES.read_text()}]}}
-    request = urllib.request.Request(
-        f"http://{firestore_emulator.host}/emulator/v1/projects/{PROJECT}:securityRules",
-        data=json.dumps(body).encode(),
-        method="PUT",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as r:
-        assert r.status == 200
+    load_rules(firestore_emulator, PROJECT)
     api = Rest(firestore_emulator)
     # What the cloud already holds: one case of each kiosk, a release, an audit entry.
     assert api.create(OWNER, "cases", "case-a", case_fields("kiosk-a", "case-a")) == 200

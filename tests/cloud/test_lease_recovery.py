@@ -16,7 +16,7 @@ from cloud import leases
 from cloud.leases import Commit
 from kiosk.cases import cloud_schema as schema
 from tests.cloud_helpers import CLOUD_CLI, CloudEnv, case_doc, put_case, sample_images
-from tests.servers import TcpProxy
+from tests.servers import TcpProxy, wait_for
 
 LEASE_S = 3.0
 CATCH_UP_S = 1.0
@@ -34,15 +34,6 @@ def start_worker(env: CloudEnv, name: str, *extra: str, **environ: str) -> subpr
             **environ,
         ),
     )
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def lease_of(env: CloudEnv, case_id: str) -> leases.Lease | None:
