@@ -49,6 +49,9 @@ def classify_one(classifier: Classifier, path: str) -> dict[str, Any]:
         "probabilities": {c: round(p, 4) for c, p in decision.probabilities.items()},
         "abstained": decision.abstained,
         "urgency": str(decision.urgency),
+        # Why: "condition" (the label's own urgency), "unsure" or "cancer_not_ruled_out" (the
+        # summed melanoma + BCC probability escalated it whatever the label).
+        "reason": decision.reason,
         "latency_ms": round(prediction.invoke_ms, 4),
         "model_version": classifier.metadata.version,
     }

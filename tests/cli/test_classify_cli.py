@@ -27,6 +27,7 @@ RESULT_KEYS = {
     "probabilities",
     "abstained",
     "urgency",
+    "reason",  # condition | unsure | cancer_not_ruled_out
     "latency_ms",
     "model_version",  # the model that actually ran (the installed release unless --model)
 }
@@ -47,6 +48,7 @@ def run_kiosk(*args: str, env_drop: tuple[str, ...] = (METADATA_ENV,)):
 
 def check_result(row: dict, file: str) -> None:
     assert set(row) == RESULT_KEYS
+    assert row["reason"] in {"condition", "unsure", "cancer_not_ruled_out"}
     assert row["file"] == file
     assert row["label"] in CONDITIONS
     assert row["urgency"] in URGENCIES
