@@ -204,7 +204,9 @@ def _section_intended_use() -> str:
     )
 
 
-def _section_classes(classes: Sequence[str], urgent_at: Any, abstain_below: Any) -> str:
+def _section_classes(
+    classes: Sequence[str], urgent_at: Any, abstain_below: Any, soon_at: Any = None
+) -> str:
     rows = []
     for c in classes:
         urgency = URGENCY_BY_CONDITION.get(c)
@@ -218,7 +220,13 @@ def _section_classes(classes: Sequence[str], urgent_at: Any, abstain_below: Any)
         f"- **urgent** when {urgent} ≥ the urgent threshold"
         f" ({_fmt(urgent_at, 'f3')}), or when the top-1 class is urgent and the kiosk did not "
         "abstain — so triage may flag more images than top-1 alone;\n"
-        f'- **abstain** ("unsure — retake the photo / ask the health worker") when the top-1 '
+        + (
+            f'- **soon** ("skin cancer cannot be ruled out") when that sum is at least the soon'
+            f" threshold ({_fmt(soon_at, 'f3')}) but below the urgent one;\n"
+            if soon_at is not None
+            else ""
+        )
+        + f'- **abstain** ("unsure — retake the photo / ask the health worker") when the top-1 '
         f"probability < {_fmt(abstain_below, 'f3')}; an abstention never hides an urgent "
         "flag;\n"
         "- otherwise the urgency of the top-1 class.\n"
@@ -476,7 +484,15 @@ def render_model_card(
         "licenses: CC BY-NC 4.0 and research-only sources).\n",
         _section_model(metadata),
         _section_intended_use(),
-        _section_classes([str(c) for c in classes], urgent_at, abstain),
+        _section_classes(
+            [str(c) for c in classes],
+            urgent_at,
+            abstain,
+            _get(
+                [th, metadata.get("thresholds") if isinstance(metadata, Mapping) else None],
+                "soon_at",
+            ),
+        ),
         _section_data(extra),
         _section_metrics(report_int8, report_float, extra),
         _section_calibration(metadata, extra),

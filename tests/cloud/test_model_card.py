@@ -94,3 +94,12 @@ def test_card_tolerates_missing_keys() -> None:
     assert f"{100 * r8['accuracy']:.1f}%" in card
     assert "| `images` | 10 | 3 |" in card
     assert "float" not in card.split("## Evaluation")[1].split("## Calibration")[0]
+
+
+def test_the_decision_rule_names_the_soon_tier_when_the_metadata_has_one() -> None:
+    r8, rf = _reports()
+    with_tier = {"classes": list(CONDITIONS), "thresholds": {"urgent_at": 0.09, "soon_at": 0.04}}
+    card = render_model_card(with_tier, r8, rf, {})
+    assert '**soon** ("skin cancer cannot be ruled out")' in card and "(0.040)" in card
+    without = render_model_card({"classes": list(CONDITIONS)}, r8, rf, {})
+    assert "**soon**" not in without
