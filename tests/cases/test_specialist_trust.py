@@ -9,7 +9,6 @@ import json
 import logging
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,7 +25,8 @@ from kiosk.cases.sync import SyncService
 from kiosk.config import KioskConfig
 from tests.cases.signing import CONSOLE_KEY, signed_message, signed_review
 from tests.cases.test_sync import save_cases
-from tests.sync_faults import REPO, sync_environment
+from tests.kiosk_cli import run_kiosk
+from tests.sync_faults import sync_environment
 
 
 @pytest.fixture
@@ -64,15 +64,7 @@ def write_message(
 def kiosk_cli(config: KioskConfig, *args: str) -> subprocess.CompletedProcess[str]:
     env = sync_environment(config)
     env["SKINSCAN_REVIEW_PUBLIC_KEY"] = config.review_public_key
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_kiosk(*args, env=env)
 
 
 def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from kiosk.cases.image_files import TEMP_MAX_AGE_S
 from kiosk.cases.provenance import Provenance
 from kiosk.cases.recovery import recover
 from kiosk.cases.store import CaseStore, OnDeviceResult, StoreNeedsRecoveryError
+from tests.kiosk_cli import run_kiosk
 
 KIOSK = "k1"
 
@@ -56,14 +57,7 @@ def pictures(tmp_path: Path) -> list[str]:
 
 def kiosk_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SKINSCAN_DATA_DIR=str(tmp_path), SKINSCAN_KIOSK_ID=KIOSK)
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_kiosk(*args, env=env, timeout=120)
 
 
 def corrupt(db: Path) -> None:

@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from kiosk.cases.firebase import FirebaseClients
 from kiosk.config import KioskConfig
+from tests.kiosk_cli import run_kiosk
 from tests.sync_faults import sync_environment
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
 def kiosk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_kiosk(*args, env=env)
 
 
 def test_case_add_list_sync_status(kiosk_config: KioskConfig, cloud: FirebaseClients) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from kiosk.cli.main import main
 from kiosk.model.classifier import METADATA_ENV, Classifier, default_metadata_path, load_metadata
 from kiosk.model.conditions import CONDITIONS, Urgency
 from tests.conftest import TinyModel, sha256_of
+from tests.kiosk_cli import run_kiosk as kiosk_process
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "data" / "samples"
@@ -36,14 +35,7 @@ URGENCIES = {u.value for u in Urgency}
 
 def run_kiosk(*args: str, env_drop: tuple[str, ...] = (METADATA_ENV,)):
     env = {k: v for k, v in os.environ.items() if k not in env_drop}
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-    )
+    return kiosk_process(*args, env=env, timeout=120)
 
 
 def check_result(row: dict, file: str) -> None:

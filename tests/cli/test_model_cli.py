@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,15 @@ from cloud.release import generate_signing_key, publish_release
 from kiosk.cases.firebase import FirebaseClients
 from kiosk.config import KioskConfig
 from kiosk.model.classifier import default_metadata_path, load_metadata
-from tests.sync_faults import REPO, sync_environment
+from tests.kiosk_cli import run_kiosk
+from tests.sync_faults import sync_environment
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 SHIPPED = default_metadata_path()
 
 
 def kiosk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_kiosk(*args, env=env)
 
 
 def json_out(result: subprocess.CompletedProcess[str]) -> Any:

@@ -36,6 +36,32 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+def convert_and_evaluate(small: list[str], out: Path, version: str) -> None:
+    """The trained run in out/run to int8 + float in out/models, calibrated and evaluated
+    into out/report, as scripts/make_model.sh does."""
+    run_script(
+        "convert.py",
+        *small,
+        "--weights",
+        str(out / "run" / "model.pt"),
+        "--out",
+        str(out / "models"),
+        "--representative",
+        "12",
+        "--version",
+        version,
+    )
+    run_script(
+        "evaluate.py",
+        *small,
+        "--model",
+        str(out / "models" / "skinscan.json"),
+        "--calibrate",
+        "--out-dir",
+        str(out / "report"),
+    )
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> Path:
     assert (DATA / "skin" / "metadata.csv").is_file(), (
@@ -57,27 +83,7 @@ def pipeline(tmp_path_factory) -> Path:
         "--batch-size",
         "8",
     )
-    run_script(
-        "convert.py",
-        *small,
-        "--weights",
-        str(out / "run" / "model.pt"),
-        "--out",
-        str(out / "models"),
-        "--representative",
-        "12",
-        "--version",
-        "smoke",
-    )
-    run_script(
-        "evaluate.py",
-        *small,
-        "--model",
-        str(out / "models" / "skinscan.json"),
-        "--calibrate",
-        "--out-dir",
-        str(out / "report"),
-    )
+    convert_and_evaluate(small, out, "smoke")
     return out
 
 
@@ -181,27 +187,7 @@ def pipeline_v2(tmp_path_factory) -> Path:
         "--head-epochs-v2",
         "2",
     )
-    run_script(
-        "convert.py",
-        *small,
-        "--weights",
-        str(out / "run" / "model.pt"),
-        "--out",
-        str(out / "models"),
-        "--representative",
-        "12",
-        "--version",
-        "smoke-v2",
-    )
-    run_script(
-        "evaluate.py",
-        *small,
-        "--model",
-        str(out / "models" / "skinscan.json"),
-        "--calibrate",
-        "--out-dir",
-        str(out / "report"),
-    )
+    convert_and_evaluate(small, out, "smoke-v2")
     return out
 
 

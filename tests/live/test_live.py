@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from kiosk.live.frames import Frame
 from kiosk.live.pipeline import LivePipeline
 from kiosk.live.triage import Triage
 from kiosk.model.classifier import Classifier
+from tests.kiosk_cli import run_kiosk as kiosk_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,13 +140,7 @@ def test_camera_lost_mid_stream_recovers_and_nothing_crashes(classifier):
 
 
 def run_kiosk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kiosk", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    return kiosk_process(*args, timeout=timeout)
 
 
 def test_scan_headless_prints_verdict_changes_and_a_summary():
