@@ -22,12 +22,22 @@ from kiosk.ui.i18n import Strings, ui_languages
 from kiosk.ui.problem_screen import REPAIR_COMMAND, draw_store_problem
 from kiosk.ui.text import TextPainter
 
-SHOTS = Path(os.environ.get("SKINSCAN_SHOTS", "/tmp/skinscan-ui-shots"))
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the notices are saved for a person to look at: $SKINSCAN_SHOTS, else pytest's
+    temporary folder (its path is in the test output)."""
+    chosen = os.environ.get("SKINSCAN_SHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("store-problem")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.mark.parametrize("language", ui_languages())
 @pytest.mark.parametrize("size", [(800, 480), (1280, 800)])
-def test_the_repair_notice_fits_in_every_language(language: str, size: tuple[int, int]) -> None:
+def test_the_repair_notice_fits_in_every_language(
+    language: str, size: tuple[int, int], shots: Path
+) -> None:
     pygame.display.init()
     pygame.font.init()
     surface = pygame.Surface(size)
@@ -39,8 +49,7 @@ def test_the_repair_notice_fits_in_every_language(language: str, size: tuple[int
         assert record.ink is not None, record.text
         assert record.box.contains(record.ink) and screen.contains(record.ink), record.text
         assert not record.truncated, f"{language}: {record.text!r} was cut"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    pygame.image.save(surface, str(SHOTS / f"store_problem_{language}_{size[0]}.png"))
+    pygame.image.save(surface, str(shots / f"store_problem_{language}_{size[0]}.png"))
 
 
 def test_kiosk_run_over_a_lost_database_shows_the_notice_and_stays_up(tmp_path: Path) -> None:
