@@ -239,10 +239,13 @@ class LivePipeline:
         with self._lock:
             self._new_scene()
 
-    def _new_scene(self) -> None:
-        # caller holds self._lock
+    def _new_scene(self, restart_watch: bool = True) -> None:
+        """Forget the smoothed evidence (the caller holds self._lock). `restart_watch=False`
+        when the scene watch itself saw the cut: the cut frame is already its new anchor, and
+        forgetting it would let a second cut right after the first go unseen."""
         self.triage.reset()
-        self._scene.restart()
+        if restart_watch:
+            self._scene.restart()
         self._verdict = None
         self._evidence = None
 
@@ -252,9 +255,7 @@ class LivePipeline:
         with self._lock:
             self.classifier = classifier
             self.triage = Triage(classifier.thresholds, self.triage.config)
-            self._scene.restart()
-            self._verdict = None
-            self._evidence = None
+            self._new_scene()
 
     # ---- threads ------------------------------------------------------------------------
 
@@ -302,7 +303,7 @@ class LivePipeline:
         if quality.ok:
             with self._lock:
                 if self._scene.changed(image):
-                    self._new_scene()
+                    self._new_scene(restart_watch=False)
             prediction = classifier.predict(image)
             lap("invoke")
             with self._lock:

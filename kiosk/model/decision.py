@@ -77,12 +77,14 @@ def decide(
     urgent_mass = sum(probs[c] for c in URGENT_CONDITIONS)
     own = URGENCY_BY_CONDITION[label]
     soon_at = thresholds.soon_at
-    if urgent_mass >= thresholds.urgent_at:
+    if not abstained and own is Urgency.URGENT:
+        # The shown label is itself a possible cancer: that is the reason, even when the
+        # summed cancer probability would have escalated it too.
+        urgency, reason = own, CONDITION
+    elif urgent_mass >= thresholds.urgent_at:
         # Missing a cancer is the worst failure: the summed cancer probability escalates to
         # urgent whatever the top label is and whether or not the kiosk abstains.
         urgency, reason = Urgency.URGENT, CANCER_NOT_RULED_OUT
-    elif not abstained and own is Urgency.URGENT:
-        urgency, reason = own, CONDITION  # the shown label is itself a possible cancer
     elif soon_at is not None and urgent_mass >= soon_at:
         # The middle tier: too much cancer probability to reassure, too little to send the
         # person on a long trip today. "See a doctor in the coming weeks."

@@ -69,3 +69,17 @@ def test_the_window_restarts_when_the_box_moves_or_the_lens_changes(classifier):
     auto.process(Frame(lens_on, t, 4))  # the dermoscope clipped on: another crop, a new window
     assert str(auto.snapshot().picture_kind) == "dermoscopic"
     assert frames_used(auto) == 1
+
+
+def test_a_second_cut_right_after_the_first_is_a_new_scene_too(classifier):
+    """Spot A for a while, spot B for one frame, then spot C: C is not averaged with B (the
+    frame that started B's scene is what C is compared with)."""
+    segments = clip_segments()
+    a, b, c = (clip_frames()[s.start + 3] for s in segments[:3])
+    pipeline = LivePipeline(NoSource(), classifier, Triage(classifier.thresholds), lens="off")
+    for n in range(5):
+        pipeline.process(Frame(a.image, n / 15, n))
+    pipeline.process(Frame(b.image, 5 / 15, 5))
+    assert frames_used(pipeline) == 1
+    pipeline.process(Frame(c.image, 6 / 15, 6))
+    assert frames_used(pipeline) == 1

@@ -139,3 +139,18 @@ def test_rejects_invalid_probabilities(value, message):
 def test_thresholds_validated(abstain_below, urgent_at):
     with pytest.raises(ValueError, match="threshold"):
         Thresholds(abstain_below=abstain_below, urgent_at=urgent_at)
+
+
+def test_the_reason_says_where_the_urgency_comes_from():
+    """A confident melanoma is urgent by its own label ("condition"), even with a cancer sum
+    past the threshold; only an escalation of a label that is not itself a cancer is
+    "cancer cannot be ruled out" (the screens print that line only then)."""
+    th = Thresholds(abstain_below=0.5, urgent_at=0.2, soon_at=0.1)
+    own = decide(probs(melanoma=0.9, other=0.1), th)
+    assert (own.urgency, own.reason) == (Urgency.URGENT, "condition")
+    escalated = decide(probs(actinic_keratosis=0.7, melanoma=0.3), th)
+    assert (escalated.urgency, escalated.reason) == (Urgency.URGENT, "cancer_not_ruled_out")
+    middle = decide(probs(actinic_keratosis=0.85, basal_cell_carcinoma=0.15), th)
+    assert (middle.urgency, middle.reason) == (Urgency.SOON, "cancer_not_ruled_out")
+    unsure = decide(probs(acne=0.4, eczema=0.35, other=0.25), th)
+    assert (unsure.urgency, unsure.reason) == (Urgency.SOON, "unsure")

@@ -45,21 +45,24 @@ def test_a_cancer_label_is_named_and_a_cancer_sum_is_a_reason() -> None:
     assert not is_none_found(demo.decision_for("other", 0.3))  # abstained: "not sure" instead
 
 
-def test_a_reason_field_from_the_model_layer_is_read() -> None:
-    """decide() may say why (reason="cancer_not_ruled_out", a "soon" middle tier for a smaller
-    cancer sum): the screens then say it for the soon tier too, which the label cannot show."""
+def test_the_screens_follow_the_model_layers_reason() -> None:
+    """decide() says why (Decision.reason): the "soon" middle tier for a smaller cancer sum is
+    said as "cannot be ruled out" too, which the label alone cannot show; a melanoma shown as
+    such never is (its title already says it)."""
+    from kiosk.model.conditions import CONDITIONS
+    from kiosk.model.decision import Thresholds, decide
 
-    class WithReason:
-        def __init__(self, base, urgency: Urgency, reason: str | None) -> None:
-            self.label, self.confidence = base.label, base.confidence
-            self.abstained, self.urgency, self.reason = base.abstained, urgency, reason
+    th = Thresholds(abstain_below=0.5, urgent_at=0.2, soon_at=0.1)
 
-    ak = demo.decision_for("actinic_keratosis", 0.8)  # its own urgency is already "soon"
-    assert not cancer_not_ruled_out(ak)
-    assert cancer_not_ruled_out(WithReason(ak, Urgency.SOON, "cancer_not_ruled_out"))
-    assert not cancer_not_ruled_out(WithReason(ak, Urgency.SOON, None))
-    eczema = demo.decision_for("eczema", 0.8)
-    assert cancer_not_ruled_out(WithReason(eczema, Urgency.SOON, None))  # above its own
+    def with_probs(**p: float):
+        rest = (1.0 - sum(p.values())) / (len(CONDITIONS) - len(p))
+        return decide({c: p.get(c, rest) for c in CONDITIONS}, th)
+
+    middle = with_probs(actinic_keratosis=0.84, basal_cell_carcinoma=0.15)
+    assert middle.urgency == Urgency.SOON and cancer_not_ruled_out(middle)
+    assert not cancer_not_ruled_out(with_probs(actinic_keratosis=0.99))
+    melanoma = with_probs(melanoma=0.9)
+    assert melanoma.urgency == Urgency.URGENT and not cancer_not_ruled_out(melanoma)
 
 
 def test_the_sync_state_is_not_set_up_offline_or_online(tmp_path: Path) -> None:
