@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from firebase_admin.exceptions import FirebaseError
     from google.api_core.exceptions import GoogleAPIError
 
     from cloud.config import CloudConfigError
@@ -256,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except SkinscanError as e:
         _error(str(e))
         return EXIT_FAILED
-    except GoogleAPIError as e:
-        # Firebase unreachable or refusing: one line, no traceback (and no document contents).
+    except (GoogleAPIError, FirebaseError) as e:
+        # Firebase unreachable or refusing (FirebaseError: firebase-admin's own, e.g. Auth in
+        # provision-kiosk): one line, no traceback (and no document contents).
         _error(f"Firebase: {type(e).__name__}")
         return EXIT_FAILED
 

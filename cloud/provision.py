@@ -24,9 +24,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cloud.private_files import write_private
 from kiosk.cases.identity import AUTH_EMULATOR_ENV
+from kiosk.config import KIOSK_ID_PATTERN
 from kiosk.errors import SkinscanError
-from kiosk.files import atomic_write_json
 
 SIGN_IN_URL = "https://identitytoolkit.googleapis.com/v1/accounts:signInWithCustomToken"
 
@@ -57,18 +58,18 @@ def mint_custom_token(app: Any, kiosk_id: str) -> str:
 def provision_kiosk(app: Any, kiosk_id: str, api_key: str, out: Path) -> Path:
     from firebase_admin import auth
 
+    if not KIOSK_ID_PATTERN.match(kiosk_id):
+        raise ProvisionError(f"kiosk id {kiosk_id!r}: use 1-63 letters, digits, '.', '_' or '-'")
     uid = kiosk_uid(kiosk_id)
     try:
-        auth.get_user(uid, app=app)
-        auth.update_user(uid, disabled=False, app=app)
+        auth.update_user(uid, disabled=False, app=app)  # re-provisioning a known kiosk
     except auth.UserNotFoundError:
         auth.create_user(uid=uid, display_name=f"Kiosk {kiosk_id}", app=app)
     # The claims also go on the user, so every refreshed ID token carries them.
     auth.set_custom_user_claims(uid, kiosk_claims(kiosk_id), app=app)
     refresh_token = _sign_in(mint_custom_token(app, kiosk_id), api_key)
-    out.parent.mkdir(parents=True, exist_ok=True)
     body = {"kiosk_id": kiosk_id, "api_key": api_key, "refresh_token": refresh_token}
-    atomic_write_json(out, body, mode=0o600)
+    write_private(out, json.dumps(body).encode("utf-8"))
     return out
 
 

@@ -88,7 +88,7 @@ class LeaseKeeper:
                     emit("lease_lost", case=self.case_id)
                     return
                 self.renewals += 1
-            except gexc.GoogleAPIError as e:  # ContendedError included
+            except Exception as e:
                 emit("error", error=type(e).__name__, where="lease renewal")
 
 

@@ -32,7 +32,7 @@ STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 _SECRET = {"secret": True}
 _KIOSK_ID_FILE = "kiosk_id"
 T = TypeVar("T")
-_KIOSK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+KIOSK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # The touchscreen's languages: one strings file each in kiosk/ui/strings/ (a test checks).
 LANGUAGES: tuple[str, ...] = ("en", "fr", "ar")
 
@@ -302,7 +302,7 @@ def _validate(config: KioskConfig) -> None:
     positive("link_probe_interval_s", config.link_probe_interval_s)
     if config.min_free_mb < 0:
         raise ConfigError(f"min_free_mb must not be negative, got {config.min_free_mb}")
-    if config.kiosk_id and not _KIOSK_ID_PATTERN.match(config.kiosk_id):
+    if config.kiosk_id and not KIOSK_ID_PATTERN.match(config.kiosk_id):
         raise ConfigError(
             f"kiosk_id {config.kiosk_id!r}: use 1-63 letters, digits, '.', '_' or '-'"
         )
@@ -326,12 +326,17 @@ def _validate(config: KioskConfig) -> None:
 def camera_spec_problem(spec: str) -> str | None:
     """Why a camera setting cannot name a source (None when it can): auto | picamera2 |
     demo | opencv:INDEX_OR_PATH | replay:PATH."""
-    kind, _, target = spec.partition(":")
+    # The same reading as kiosk.live.camera.open_source: case and surrounding spaces do not
+    # matter, and a bare "opencv" is the first webcam.
+    kind, sep, target = spec.strip().partition(":")
+    kind = kind.lower()
     if kind in ("auto", "picamera2", "demo"):
-        return None if not target else f"{kind} takes no ':' part"
-    if kind in ("opencv", "replay"):
-        return None if target.strip() else f"{kind}: needs a device index or a path after ':'"
-    return "use auto, picamera2, demo, opencv:INDEX_OR_PATH or replay:PATH"
+        return None if not sep else f"{kind} takes no ':' part"
+    if kind == "opencv":
+        return None if not sep or target.strip() else "opencv: needs a device index or a path"
+    if kind == "replay":
+        return None if target.strip() else "replay: needs a path after ':'"
+    return "use auto, picamera2, demo, opencv[:INDEX_OR_PATH] or replay:PATH"
 
 
 def resolve_kiosk_id(config: KioskConfig) -> KioskConfig:
@@ -346,7 +351,7 @@ def resolve_kiosk_id(config: KioskConfig) -> KioskConfig:
         kiosk_id = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         kiosk_id = ""
-    if not _KIOSK_ID_PATTERN.match(kiosk_id):
+    if not KIOSK_ID_PATTERN.match(kiosk_id):
         kiosk_id = f"kiosk-{uuid.uuid4().hex[:12]}"
         config.data_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, (kiosk_id + "\n").encode())

@@ -229,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     logits_int8, ms_int8 = run_model(int8, images)
     logits_float, ms_float = run_model(flt, images)
 
-    policy = ReferralPolicy(args.melanoma_sensitivity, args.bcc_sensitivity, args.soon_sensitivity)
+    policy = ReferralPolicy(
+        args.melanoma_sensitivity,
+        args.bcc_sensitivity,
+        args.soon_sensitivity,
+        args.bcc_soon_sensitivity,
+    )
     if args.calibrate:
         params = fit_decision_parameters(
             logits_int8, labels, args.target_sensitivity, args.max_abstain_rate

@@ -100,7 +100,7 @@ def test_kiosk_id_is_made_once_and_kept(tmp_path: Path) -> None:
         ("connect_timeout_s = inf\n", {}, "connect_timeout_s: expected a finite number"),
         ('language = "klingon"\n', {}, "language 'klingon' is not available; use one of en, fr"),
         ('camera = "bogus:9"\n', {}, "camera 'bogus:9': use auto, picamera2, demo, opencv"),
-        ('camera = "replay:"\n', {}, "camera 'replay:': replay: needs a device index or a path"),
+        ('camera = "replay:"\n', {}, "camera 'replay:': replay: needs a path after ':'"),
         ("", {"SKINSCAN_DATA_DIR": ""}, "SKINSCAN_DATA_DIR: expected a path, not an empty value"),
         ("", {"SKINSCAN_RETENTION_DAYS": "abc"}, "SKINSCAN_RETENTION_DAYS: expected a whole n"),
         ("", {"SKINSCAN_SYNC_INTERVAL_S": "nan"}, "SKINSCAN_SYNC_INTERVAL_S: expected a finite"),
@@ -133,3 +133,10 @@ def test_the_languages_are_the_touchscreens_strings_files() -> None:
     assert sorted(LANGUAGES) == sorted(
         f.name[:-5] for f in files.iterdir() if f.name.endswith(".json")
     )
+
+
+@pytest.mark.parametrize("camera", ["opencv", "Auto", " demo", "opencv:0", "replay:/clips/a.avi"])
+def test_camera_settings_the_camera_accepts_are_accepted(tmp_path: Path, camera: str) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f"camera = {camera!r}\n".replace("'", '"'))
+    assert load_config(path, environ={}).camera == camera

@@ -31,7 +31,7 @@ from flask import (
     url_for,
 )
 from google.api_core import exceptions as gexc
-from PIL import UnidentifiedImageError
+from PIL import Image
 
 from cloud.console import charts, figures
 from cloud.console.accounts import StaffAccounts
@@ -302,7 +302,9 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
                 cached = thumbs.get(c.image_sha256)
                 return cached or thumbs.make(c.image_sha256, store.image(c))
             return store.image(c)
-        except (CaseNotFoundError, gexc.NotFound, UnidentifiedImageError):
+        except (CaseNotFoundError, gexc.NotFound):
+            abort(404)
+        except (OSError, Image.DecompressionBombError):  # a truncated or unreadable picture
             abort(404)
 
     @app.get("/cases/<case_id>/image")

@@ -200,7 +200,8 @@ def knn_measurement(train: FeatureSet, val: FeatureSet, fine_logits: np.ndarray)
 
 def _benign_referred(r: dict) -> float:
     table = (r.get("referral") or {}).get("table") or [{}]
-    return table[0].get("benign_referred") or 1.0
+    value = table[0].get("benign_referred")
+    return 1.0 if value is None else value  # a perfect 0.0 is a result, not a missing one
 
 
 def _better(new: dict, old: dict) -> bool:
