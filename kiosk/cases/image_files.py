@@ -126,3 +126,25 @@ class ImageFolder:
                     Path(entry.path).unlink()
                     removed += 1
         return removed
+
+
+def in_use_lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".inuse")
+
+
+def hold_in_use(db_path: Path) -> int:
+    """A shared flock on the database's in-use file, held until the returned fd is closed."""
+    fd = os.open(in_use_lock_path(db_path), os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def try_hold_alone(db_path: Path) -> int | None:
+    """The in-use file's exclusive lock, or None when any open store holds it shared."""
+    fd = os.open(in_use_lock_path(db_path), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

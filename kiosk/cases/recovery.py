@@ -3,10 +3,14 @@
 Used when the store refuses to open (StoreNeedsRecoveryError: the database is missing, empty
 or damaged while pictures are present) and to adopt pictures whose row never committed.
 
-1. The old database (and its -wal/-shm files) is moved aside, never deleted:
-   `cases.sqlite3.broken-<UTC time>`.
-2. Every row still readable from it is kept as it was (patient reference, status, review,
-   messages): a damaged file often still reads, table by table.
+0. It refuses while any other process has the store open (the kiosk, `kiosk sync`): their
+   connections would go on writing to the old file.
+1. Every row still readable from the old database is kept as it was (patient reference,
+   status, review, messages): a damaged file often still reads, table by table.
+2. The new database is built beside it (`cases.sqlite3.recovering`) and only when complete is
+   the old one (and its -wal/-shm files) moved aside, never deleted
+   (`cases.sqlite3.broken-<UTC time>`), and the new one renamed into place. A recovery that
+   fails half-way leaves everything as it was, so it can be run again.
 3. Every picture that still has no row gets one from its sidecar (kiosk.cases.image_files): the
    on-device result, time, body site and provenance, status "saved" so it is sent again (the
    upload is idempotent: the cloud keeps its own copy and review). The patient reference is not
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.cases.cloud_schema import AUTHOR_HEALTH_WORKER
-from kiosk.cases.image_files import ImageFolder, image_name
-from kiosk.cases.store import CaseStatus, CaseStore
+from kiosk.cases.image_files import ImageFolder, image_name, try_hold_alone
+from kiosk.cases.store import CaseStatus, CaseStore, CaseStoreError
+from kiosk.files import fsync_directory
 
 # A quarantined picture with no record: nothing is known of what the kiosk said about it.
 _UNKNOWN_RESULT = {
@@ -65,38 +71,89 @@ def recover(
 ) -> RecoveryReport:
     db_path, folder = Path(db_path), ImageFolder(Path(images_dir))
     report = RecoveryReport()
-    # No save or cleanup in any process while the database is being replaced.
-    with folder.exclusive_lock():
-        old_rows, old_messages, report.old_database_error = _read_old_database(db_path)
-        old_rows, old_messages = _as_current_schema(old_rows, old_messages)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for suffix in ("", "-wal", "-shm"):
-            old = Path(f"{db_path}{suffix}")
-            if old.exists():
-                aside = Path(f"{db_path}.broken-{stamp}{suffix}")
-                old.rename(aside)
-                report.moved_aside.append(aside.name)
-        store = CaseStore(db_path, folder.path, kiosk_id, min_free_mb, new_database_ok=True)
-        try:
-            with store._transaction() as db:
-                columns = {r["name"] for r in db.execute("PRAGMA table_info(cases)")}
-                for row in old_rows:
-                    report.rows_kept += _insert(db, "cases", row, columns)
-                message_columns = {r["name"] for r in db.execute("PRAGMA table_info(messages)")}
-                for row in old_messages:
-                    report.messages_kept += _insert(db, "messages", row, message_columns)
-                known = {r["case_id"] for r in db.execute("SELECT case_id FROM cases")}
-                for case_id in folder.committed_case_ids():
-                    if case_id in known:
-                        continue
-                    problem = _adopt(db, folder, case_id, kiosk_id)
-                    if problem is None:
-                        report.from_sidecars += 1
-                    else:
-                        report.quarantined.append(case_id)
-        finally:
-            store.close()
+    alone = try_hold_alone(db_path)
+    if alone is None:
+        raise CaseStoreError(
+            "the case store is open in another process (the kiosk or `kiosk sync`): stop them "
+            "first (`sudo systemctl stop skinscan-kiosk`), then recover; nothing was changed"
+        )
+    try:
+        # No save or cleanup in any process while the database is being replaced.
+        with folder.exclusive_lock():
+            old_rows, old_messages, report.old_database_error = _read_old_database(db_path)
+            old_rows, old_messages = _as_current_schema(old_rows, old_messages)
+            # The new database is built beside the old one and swapped in only when complete:
+            # a recovery that fails half-way leaves the old files where they were.
+            building = db_path.with_name(db_path.name + ".recovering")
+            _remove_database(building)
+            try:
+                _build(building, folder, kiosk_id, min_free_mb, old_rows, old_messages, report)
+                report.moved_aside = _move_aside(db_path)
+                building.replace(db_path)
+                fsync_directory(db_path.parent)
+            finally:
+                _remove_database(building)
+    finally:
+        os.close(alone)
     return report
+
+
+def _build(
+    path: Path,
+    folder: ImageFolder,
+    kiosk_id: str,
+    min_free_mb: int,
+    old_rows: list[dict],
+    old_messages: list[dict],
+    report: RecoveryReport,
+) -> None:
+    store = CaseStore(path, folder.path, kiosk_id, min_free_mb, new_database_ok=True)
+    try:
+        with store._transaction() as db:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(cases)")}
+            for row in old_rows:
+                report.rows_kept += _insert(db, "cases", row, columns)
+            message_columns = {r["name"] for r in db.execute("PRAGMA table_info(messages)")}
+            for row in old_messages:
+                report.messages_kept += _insert(db, "messages", row, message_columns)
+            known = {r["case_id"] for r in db.execute("SELECT case_id FROM cases")}
+            for case_id in folder.committed_case_ids():
+                if case_id in known:
+                    continue
+                problem = _adopt(db, folder, case_id, kiosk_id)
+                if problem is None:
+                    report.from_sidecars += 1
+                else:
+                    report.quarantined.append(case_id)
+        # One self-contained file to rename into place (no -wal beside it); the store turns
+        # WAL on again when it next opens.
+        store._db.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        store.close()
+
+
+def _move_aside(db_path: Path) -> list[str]:
+    """Rename the old database files to `<name>.broken-<UTC time>[-n]`; never delete them."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    n = 0
+    while True:
+        tag = f"broken-{stamp}" + (f"-{n}" if n else "")
+        if not any(Path(f"{db_path}.{tag}{s}").exists() for s in ("", "-wal", "-shm")):
+            break
+        n += 1
+    moved = []
+    for suffix in ("", "-wal", "-shm"):
+        old = Path(f"{db_path}{suffix}")
+        if old.exists():
+            aside = Path(f"{db_path}.{tag}{suffix}")
+            old.rename(aside)
+            moved.append(aside.name)
+    return moved
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal", ".inuse"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _read_old_database(db_path: Path) -> tuple[list[dict], list[dict], str | None]:

@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
-from kiosk.cases.image_files import ImageFolder, image_name
+from kiosk.cases.image_files import ImageFolder, hold_in_use, image_name
 from kiosk.cases.provenance import Provenance
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_bytes
@@ -346,14 +346,21 @@ class CaseStore:
         self.folder = ImageFolder(self.images_dir)
         self._lock = threading.RLock()
         self._prepare_folders()
-        if new_database_ok:
-            self._open_checked(new_database_ok=True)
-            return
-        # Saves hold the shared lock from their first file to their commit: under the exclusive
-        # lock, pictures and rows are consistent, so a picture of a save in flight in another
-        # process is never taken for a lost case (nor, before, for garbage).
-        with self.folder.exclusive_lock():
-            self._open_checked(new_database_ok=False)
+        # Held (shared) while this store is open, so `kiosk cases recover` can tell that the
+        # kiosk or `kiosk sync` still has the database open and refuse to swap it under them.
+        self._in_use = hold_in_use(self.db_path)
+        try:
+            if new_database_ok:
+                self._open_checked(new_database_ok=True)
+                return
+            # Saves hold the shared lock from their first file to their commit: under the
+            # exclusive lock, pictures and rows are consistent, so a picture of a save in
+            # flight in another process is never taken for a lost case (nor for garbage).
+            with self.folder.exclusive_lock():
+                self._open_checked(new_database_ok=False)
+        except BaseException:
+            os.close(self._in_use)  # a store that did not open holds nothing
+            raise
 
     def _open_checked(self, new_database_ok: bool) -> None:
         if not new_database_ok:
@@ -466,6 +473,7 @@ class CaseStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            os.close(self._in_use)
 
     def __enter__(self) -> CaseStore:
         return self

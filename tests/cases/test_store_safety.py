@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -230,4 +231,52 @@ def test_recovering_an_old_database_keeps_its_unsigned_reviews_aside(tmp_path: P
     case = store.get(case_id)
     assert case.review is None and case.unverified_review is not None
     assert store.messages(case_id) == [] and store.unread_count() == 0
+    store.close()
+
+
+def test_recover_refuses_while_the_store_is_open_elsewhere(tmp_path: Path) -> None:
+    fill(tmp_path, 2)
+    running = CaseStore(tmp_path / "cases.sqlite3", tmp_path / "images", KIOSK, 0)  # the kiosk
+    refused = kiosk_cli(tmp_path, "cases", "recover")
+    assert refused.returncode == 2 and "open in another process" in refused.stderr
+    assert not list(tmp_path.glob("cases.sqlite3.broken-*")), "nothing was changed"
+    running.close()
+    assert kiosk_cli(tmp_path, "cases", "recover").returncode == 0
+
+
+def test_a_recovery_that_fails_half_way_leaves_the_old_database_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection (a picture that cannot be read on a failing SD card): the old database
+    and its rows are where they were, and a second recovery gets them all."""
+    import kiosk.cases.recovery as recovery
+
+    ids = fill(tmp_path, 4)
+    db = tmp_path / "cases.sqlite3"
+    for case_id in ids[:2]:  # two rows lost, so recovery must adopt their pictures
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM cases WHERE case_id = ?", (case_id,))
+    adopt = recovery._adopt
+    calls = []
+
+    def failing_adopt(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return adopt(*args)
+
+    monkeypatch.setattr(recovery, "_adopt", failing_adopt)
+    with pytest.raises(OSError):
+        recover(db, tmp_path / "images", KIOSK)
+    assert not list(tmp_path.glob("cases.sqlite3.*recovering*"))
+    assert not list(tmp_path.glob("cases.sqlite3.broken-*")), "the old one stays in place"
+    monkeypatch.setattr(recovery, "_adopt", adopt)
+    report = recover(db, tmp_path / "images", KIOSK)
+    assert (report.rows_kept, report.from_sidecars) == (2, 2)
+    store = CaseStore(db, tmp_path / "images", KIOSK, 0)
+    assert {c.case_id for c in store.list_cases(limit=None)} == set(ids)
+    assert {c.patient_ref for c in store.list_cases(limit=None) if c.case_id in ids[2:]} == {
+        "REF 2",
+        "REF 3",
+    }, "the rows the old database still had come back whole"
     store.close()
