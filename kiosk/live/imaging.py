@@ -121,8 +121,14 @@ def _reduced(im: Image.Image) -> Image.Image:
     factor = -(-max(im.size) // MAX_DECODED_SIDE)  # ceiling division
     if factor <= 1:
         return im
-    if im.mode not in ("RGB", "RGBA", "L", "LA"):
-        # reduce() needs 8-bit bands; exif_transpose later reads the info this keeps.
+    if im.mode.startswith("I;16"):
+        # 16-bit: reduced as 32-bit integers, so _to_rgb still scales the full range (an
+        # 8-bit conversion here would clip every value above 255 to white).
+        converted = im.convert("I")
+        converted.info = dict(im.info)
+        im = converted
+    elif im.mode not in ("RGB", "RGBA", "L", "LA", "I", "F"):
+        # reduce() needs 8-bit (or 32-bit) bands; exif_transpose later reads the info kept.
         converted = im.convert("RGBA" if "transparency" in im.info or "A" in im.mode else "RGB")
         converted.info = dict(im.info)
         im = converted
@@ -138,7 +144,7 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         background = Image.new("RGB", im.size, (255, 255, 255))
         background.paste(im, mask=im.getchannel("A"))
         im = background
-    elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    elif im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float32)
         hi = float(arr.max()) or 1.0
         im = Image.fromarray((arr * (255.0 / hi)).astype(np.uint8))

@@ -92,15 +92,27 @@ def _show_store_problem(config: KioskConfig, args: argparse.Namespace) -> int:
     from kiosk.ui.i18n import Strings
     from kiosk.ui.problem_screen import show_store_problem
 
+    surface = open_display(config, args)
+    try:
+        return show_store_problem(surface, Strings.for_language(config.language))
+    finally:
+        pygame.quit()
+
+
+def open_display(config: KioskConfig, args: argparse.Namespace):
+    """The kiosk's window: fullscreen with no pointer on a touchscreen, else 800×480. Display
+    and fonts only: the mixer is never started (nothing here plays a sound)."""
+    import pygame
+
     quiet_audio()
     pygame.display.init()
     pygame.font.init()
     flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
     surface = pygame.display.set_mode((0, 0) if flags else WINDOW, flags)
-    try:
-        return show_store_problem(surface, Strings.for_language(config.language))
-    finally:
-        pygame.quit()
+    pygame.display.set_caption("Skinscan")
+    if flags:
+        pygame.mouse.set_visible(False)  # a touchscreen: no pointer on top of the picture
+    return surface
 
 
 def run_ui(args: argparse.Namespace) -> int:
@@ -165,15 +177,7 @@ def run_ui(args: argparse.Namespace) -> int:
 
     sync = _sync_service(config, store, take_new_model)
 
-    quiet_audio()
-    # Display and fonts only: the mixer is never started (nothing here plays a sound).
-    pygame.display.init()
-    pygame.font.init()
-    flags = pygame.FULLSCREEN if config.fullscreen and not getattr(args, "windowed", False) else 0
-    surface = pygame.display.set_mode((0, 0) if flags else WINDOW, flags)
-    pygame.display.set_caption("Skinscan")
-    if flags:
-        pygame.mouse.set_visible(False)  # a touchscreen: no pointer on top of the picture
+    surface = open_display(config, args)
     services = Services(
         pipeline=pipeline,
         store=store,

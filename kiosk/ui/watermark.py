@@ -51,6 +51,15 @@ def watermark_surface(ui: Ui) -> pygame.Surface:
     return block
 
 
+# Built once per language and window size: rendering, scaling and rotating it costs about 1 ms,
+# which a Pi would otherwise pay on every frame of the demo.
+_cache: dict[tuple[str, tuple[int, int]], pygame.Surface] = {}
+
+
 def draw_watermark(ui: Ui) -> None:
-    mark = watermark_surface(ui)
+    key = (ui.strings.language, ui.surface.get_size())
+    mark = _cache.get(key)
+    if mark is None:
+        _cache.clear()  # one window, one language at a time
+        mark = _cache[key] = watermark_surface(ui)
     ui.surface.blit(mark, mark.get_rect(center=ui.surface.get_rect().center))

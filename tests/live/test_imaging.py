@@ -156,3 +156,14 @@ class TestSquareResize:
         out = square_resize(np.full((10, 12, 3), 7, np.uint8), 224)
         assert out.shape == (224, 224, 3)
         assert out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("side", [1000, 3000])  # 3000: reduced after decoding (over 2048 px)
+def test_a_16_bit_picture_keeps_its_range_at_any_size(tmp_path: Path, side: int) -> None:
+    ramp = np.tile(np.linspace(0, 65535, side, dtype=np.uint16), (side, 1))
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)  # a uint16 array is a 16-bit grayscale PNG
+    rgb = load_rgb(path)
+    assert max(rgb.shape[:2]) <= 2048
+    row = rgb[rgb.shape[0] // 2, :, 0].astype(int)
+    assert row[0] < 10 and row[-1] > 245 and 100 < row[len(row) // 2] < 155, "a ramp, not white"

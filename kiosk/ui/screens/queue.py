@@ -77,10 +77,9 @@ class QueueScreen(Screen):
         self.status = self.app.services.sync_status()
         now = self.app.clock()
         if self._read_at is None or now - self._read_at >= REFRESH_S:
-            store = self.app.services.store
-            self.cases = store.list_cases(limit=20)
-            self.waiting = store.queue_depth()
+            self.cases = self.app.services.store.list_cases(limit=20)
             self._read_at = now
+        self.waiting = self.app.counts().waiting  # the tab badge's count: one query for both
 
     def view(self) -> SyncView:
         status = self.status or self.app.services.sync_status()
