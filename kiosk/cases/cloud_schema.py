@@ -5,7 +5,16 @@ Firestore
 - `cases/{case_id}` (case ids are UUIDs made on the kiosk, so every write is idempotent):
   kiosk_id, created_at (timestamp), updated_at (server timestamp, bumped by every writer),
   patient_ref (pseudonymous, may be ""), body_site, consent (bool),
-  image {path, sha256, bytes, content_type},
+  image {path, sha256, bytes, content_type}: the full-resolution picture (`{case_id}.jpg`),
+  compact_image {path, sha256, bytes, content_type, width, height}: a small copy of it
+  (`{case_id}.compact.jpg`, tens of KB) that the kiosk sends before the document on a slow
+  link, so the cloud classifier and the dermatologist's first look need not wait for the full
+  picture; absent when the picture is small enough to go whole (and on cases from before it),
+  full_image_stored (bool): False at creation when compact_image is there and the full picture
+  is still on its way (a resumable upload); set True by the kiosk, with full_image_stored_at
+  (server timestamp), once Storage holds the full picture and its checksum matched. Absent
+  means stored (the full picture went before the document). Read both through
+  first_look_image() and full_image_available(), never by hand,
   on_device {label, confidence, probabilities {class: p}, abstained, urgency, model_version},
   urgency_rank (0 urgent … 3 none, from on_device; the console sorts on it),
   case_code (kiosk.cases.case_code: the six characters the kiosk shows; the console
@@ -42,12 +51,17 @@ Firestore
   is a new document (create-only), never an update of an earlier one.
 
 Cloud Storage
-- `cases/{kiosk_id}/{case_id}.jpg`: the case image (JPEG, EXIF stripped on the kiosk), with
-  metadata case_id, kiosk_id, sha256.
+- `cases/{kiosk_id}/{case_id}.jpg`: the case image at full resolution (JPEG, EXIF stripped on
+  the kiosk), with metadata case_id, kiosk_id, sha256.
+- `cases/{kiosk_id}/{case_id}.compact.jpg`: its compact copy (when the document has
+  compact_image), same metadata.
 - `models/{version}/{file}`: a release's model file and metadata JSON.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from kiosk.model.conditions import Urgency
 
@@ -76,6 +90,27 @@ URGENCY_RANK: dict[str, int] = {
 
 def case_image_path(kiosk_id: str, case_id: str) -> str:
     return f"{CASES}/{kiosk_id}/{case_id}.jpg"
+
+
+def compact_image_path(kiosk_id: str, case_id: str) -> str:
+    return f"{CASES}/{kiosk_id}/{case_id}.compact.jpg"
+
+
+def first_look_image(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The picture a reader can use now: the compact copy when the kiosk sent one (it is
+    always in Storage before the document exists), else the full picture."""
+    compact = doc.get("compact_image")
+    if isinstance(compact, Mapping) and compact.get("path"):
+        return compact
+    image = doc.get("image")
+    return image if isinstance(image, Mapping) else {}
+
+
+def full_image_available(doc: Mapping[str, Any]) -> bool:
+    """Storage holds the full-resolution picture (`image`) of this case document."""
+    if not isinstance(doc.get("compact_image"), Mapping):
+        return True  # sent whole, before the document
+    return doc.get("full_image_stored") is True
 
 
 def model_blob_path(version: str, file_name: str) -> str:
