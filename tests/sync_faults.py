@@ -20,15 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from kiosk.cases import cloud_schema as schema
 from kiosk.cases.firebase import FirebaseClients
-from kiosk.cases.store import CaseStatus, CaseStore, OnDeviceResult
+from kiosk.cases.store import CaseStatus, CaseStore, FullUpload, OnDeviceResult
 from kiosk.config import KioskConfig
+from kiosk.live.imaging import load_rgb
 
 REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "tests" / "data" / "samples" / "melanoma_ISIC_0024545.jpg"
 
 
 @dataclass
@@ -71,6 +74,16 @@ def add_cases(store: CaseStore, rng: np.random.Generator, n: int) -> list[str]:
         result = OnDeviceResult("acne", 0.8, {"acne": 0.8}, False, "routine", "test")
         ids.append(store.save_case(picture, result).case_id)
     return ids
+
+
+def large_picture(side: int, seed: int = 0) -> np.ndarray:
+    """A real lesion photo enlarged to `side` px with sensor-like noise: a full JPEG of
+    100-300 KB whose compact copy is ~20 KB, as a camera capture would be."""
+    rgb = load_rgb(SAMPLE)
+    h = round(side * rgb.shape[0] / rgb.shape[1])
+    big = cv2.resize(rgb, (side, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    noise = np.random.default_rng(seed).normal(0, 5, big.shape)
+    return np.clip(big + noise, 0, 255).astype(np.uint8)
 
 
 def kiosk_cases_query(clients: FirebaseClients, kiosk_id: str) -> Any:
@@ -172,20 +185,30 @@ def run_kill_loop(
 
 
 def check_exactly_once(store: CaseStore, clients: FirebaseClients, result: KillLoopResult) -> None:
-    """Fill result.problems with every deviation from one document + one object per case."""
+    """Fill result.problems with every deviation from one document and one full picture per
+    case (plus the compact copy its document describes, when it has one), all stored."""
     cases = store.list_cases(limit=None)
     result.cases = len(cases)
     docs = kiosk_docs(clients, store.kiosk_id)
     blobs = kiosk_blobs(clients, store.kiosk_id)
     if len(docs) != len(cases):
         result.problems.append(f"{len(docs)} documents for {len(cases)} cases")
-    if len(blobs) != len(cases):
-        result.problems.append(f"{len(blobs)} objects for {len(cases)} cases")
+    copies = sum("compact_image" in docs.get(c.case_id, {}) for c in cases)
+    if len(blobs) != len(cases) + copies:
+        result.problems.append(f"{len(blobs)} objects for {len(cases)} cases and {copies} copies")
     for case in cases:
-        if case.status != CaseStatus.UPLOADED:
-            result.problems.append(f"case {case.case_id} is {case.status}")
-        if case.case_id not in docs:
+        if case.status != CaseStatus.UPLOADED or case.full_upload != FullUpload.DONE:
+            result.problems.append(f"case {case.case_id} is {case.status}/{case.full_upload}")
+        doc = docs.get(case.case_id)
+        if doc is None:
             result.problems.append(f"case {case.case_id} has no document")
+            continue
+        if "compact_image" in doc:
+            copy = blobs.get(schema.compact_image_path(store.kiosk_id, case.case_id))
+            if copy is None or hashlib.sha256(copy).hexdigest() != doc["compact_image"]["sha256"]:
+                result.problems.append(f"case {case.case_id}: compact copy missing or differs")
+        if not schema.full_image_available(doc):
+            result.problems.append(f"case {case.case_id}: full picture not marked stored")
         data = blobs.get(schema.case_image_path(store.kiosk_id, case.case_id))
         if data is None:
             result.problems.append(f"case {case.case_id} has no object")

@@ -152,11 +152,12 @@ class LinkMonitor:
             self._drops.append(now)
             self._trim(now)
 
-    def sent(self, nbytes: int) -> None:
+    def sent(self, nbytes: int, cases: int = 1) -> None:
+        """`cases` went up with `nbytes` (a full picture that follows its case: cases=0)."""
         with self._lock:
             self._trim(self._clock())
             if self._drops:  # sent since the link began to drop
-                self._cases += 1
+                self._cases += cases
                 self._bytes += nbytes
 
     def report(self) -> LinkReport:

@@ -26,7 +26,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: cases.provenance; 3: cases.review_unverified, messages.verified
+# 2: cases.provenance; 3: cases.review_unverified, messages.verified; 4: cases.full_upload,
+# full_session, full_offset
+SCHEMA_VERSION = 4
 JPEG_QUALITY = 92
 MAX_PATIENT_REF = 32
 MAX_MESSAGE_CHARS = 1000
@@ -93,6 +95,14 @@ class CaseStatus(StrEnum):
 
 
 _STATUS_ORDER = (CaseStatus.SAVED, CaseStatus.UPLOADED, CaseStatus.CLASSIFIED, CaseStatus.REVIEWED)
+
+
+class FullUpload(StrEnum):
+    """Where the full-resolution picture of a sent case stands (kiosk.cases.sync): a case
+    counts as sent once its compact copy and document are stored; the full picture follows."""
+
+    WAITING = "waiting"  # only the compact copy is in the cloud: the full picture is queued
+    DONE = "done"  # Storage holds the full picture (or it went whole with the document)
 
 
 class CaseStoreError(SkinscanError):
@@ -212,6 +222,8 @@ class Case:
     # The last review that did not verify (forged, tampered, replayed, or unsigned): kept for
     # the record, never shown as the specialist's. `review` only ever holds a verified one.
     unverified_review: Review | None = None
+    full_upload: FullUpload = FullUpload.DONE  # the full picture, once the case is sent
+    full_offset: int = 0  # bytes of it the server held when last asked (resumable upload)
 
     @property
     def quarantined(self) -> bool:
@@ -302,7 +314,10 @@ CREATE TABLE IF NOT EXISTS cases (
     upload_attempts  INTEGER NOT NULL DEFAULT 0,
     last_error       TEXT,
     provenance       TEXT,
-    review_unverified TEXT
+    review_unverified TEXT,
+    full_upload      TEXT NOT NULL DEFAULT 'done',
+    full_session     TEXT,
+    full_offset      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, created_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -490,6 +505,13 @@ class CaseStore:
             self._db.execute("ALTER TABLE cases ADD COLUMN provenance TEXT")
         if "review_unverified" not in columns:  # before version 3: nothing was signed
             self._migrate_unsigned_specialist_content()
+        if "full_upload" not in columns:
+            # Before version 4 every case went whole: a sent case's full picture is stored.
+            self._db.execute(
+                "ALTER TABLE cases ADD COLUMN full_upload TEXT NOT NULL DEFAULT 'done'"
+            )
+            self._db.execute("ALTER TABLE cases ADD COLUMN full_session TEXT")
+            self._db.execute("ALTER TABLE cases ADD COLUMN full_offset INTEGER NOT NULL DEFAULT 0")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate_unsigned_specialist_content(self) -> None:
@@ -693,15 +715,69 @@ class CaseStore:
     def mark_uploaded(self, case_id: str, at: datetime | None = None) -> None:
         self.mark_uploaded_many([case_id], at)
 
-    def mark_uploaded_many(self, case_ids: list[str], at: datetime | None = None) -> None:
+    def mark_uploaded_many(
+        self,
+        case_ids: list[str],
+        at: datetime | None = None,
+        full_waiting: Iterable[str] = (),
+    ) -> None:
         """One commit for many confirmed uploads: sync marks them in batches, since a mark
-        lost to a crash only means the case is sent again, and that is harmless."""
+        lost to a crash only means the case is sent again, and that is harmless.
+        `full_waiting`: those of them sent as a compact copy, whose full picture is queued."""
         when = _format_time(at or utc_now())
+        waiting = set(full_waiting)
         with self._transaction() as db:
             db.executemany(
-                "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL "
-                "WHERE case_id = ? AND status = 'saved'",
-                [(when, case_id) for case_id in case_ids],
+                "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL, "
+                "full_upload = ? WHERE case_id = ? AND status = 'saved'",
+                [
+                    (when, (FullUpload.WAITING if c in waiting else FullUpload.DONE).value, c)
+                    for c in case_ids
+                ],
+            )
+
+    def pending_full_uploads(self, limit: int | None = None) -> list[Case]:
+        """Sent cases whose full picture is still to go, oldest first (only those whose
+        local picture is still there and usable)."""
+        sql = (
+            "SELECT * FROM cases WHERE status != 'saved' AND full_upload = 'waiting' "
+            "AND quarantine_error IS NULL AND image_file IS NOT NULL ORDER BY created_at"
+        )
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        return [self._case(r) for r in self._query(sql, params)]
+
+    def full_upload_backlog(self) -> tuple[int, int]:
+        """(pictures, bytes) of full pictures still to send (for the screens and status)."""
+        row = self._query(
+            "SELECT count(*) AS n, coalesce(sum(image_bytes - full_offset), 0) AS b FROM cases "
+            "WHERE status != 'saved' AND full_upload = 'waiting' AND quarantine_error IS NULL "
+            "AND image_file IS NOT NULL"
+        )[0]
+        return int(row["n"]), int(row["b"])
+
+    def full_session(self, case_id: str) -> str | None:
+        """The resumable-upload session of this case's full picture, if one was opened."""
+        rows = self._query("SELECT full_session FROM cases WHERE case_id = ?", (case_id,))
+        return rows[0]["full_session"] if rows else None
+
+    def set_full_session(self, case_id: str, session: str | None, offset: int = 0) -> None:
+        """Keep the session URI (before any byte is sent under it) and the server's offset;
+        None forgets it (the next attempt opens a new session from byte 0)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET full_session = ?, full_offset = ? WHERE case_id = ?",
+                (session, offset if session else 0, case_id),
+            )
+
+    def mark_full_uploaded(self, case_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cases SET full_upload = 'done', full_session = NULL, full_offset = 0 "
+                "WHERE case_id = ?",
+                (case_id,),
             )
 
     def record_upload_failure(self, case_id: str, error: str) -> None:
@@ -797,11 +873,13 @@ class CaseStore:
             return True
 
     def apply_retention(self, days: int, now: datetime | None = None) -> int:
-        """Delete local images `days` after their upload was confirmed; keep the records.
+        """Delete local images `days` after their upload (the full picture too) was confirmed;
+        keep the records.
         Returns how many images were removed."""
         cutoff = _format_time((now or utc_now()) - timedelta(days=days))
         rows = self._query(
             "SELECT case_id, image_file FROM cases WHERE status != 'saved' "
+            "AND full_upload = 'done' "  # the only copy of a full picture still to send
             "AND image_file IS NOT NULL AND uploaded_at IS NOT NULL AND uploaded_at < ?",
             (cutoff,),
         )
@@ -1044,6 +1122,8 @@ class CaseStore:
                 if row["review_unverified"]
                 else None
             ),
+            full_upload=FullUpload(row["full_upload"]),
+            full_offset=int(row["full_offset"]),
         )
 
     @staticmethod

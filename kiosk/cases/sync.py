@@ -1,17 +1,25 @@
 """Offline-first sync between the kiosk's case store and Firebase.
 
 One pass, in this order, each step safe to repeat after a crash at any instant:
-1. each saved case, oldest first, a few at a time: the image to Storage (a fixed name per case,
-   so a repeat overwrites the same object; the server's MD5 is compared with ours), then the
-   Firestore document with `create()` (an "already exists" answer means an earlier attempt got
-   through), then the local row is marked uploaded (in batches: a mark lost to a crash only
-   means the case is sent once more, onto the same object and document);
+1. each saved case, oldest first, a few at a time: its picture to Storage (a fixed name per
+   case, so a repeat overwrites the same object; the server's MD5 is compared with ours): a
+   large picture as a compact copy of tens of KB (kiosk.cases.compact), a small one whole;
+   then the Firestore document with `create()` (an "already exists" answer means an earlier
+   attempt got through), then the local row is marked uploaded (in batches: a mark lost to a
+   crash only means the case is sent once more, onto the same object and document). A case
+   counts as sent at this point;
 2. outgoing messages, likewise with ids made on the kiosk;
 3. catch-up: a query for our cases and messages changed since the last watermark (reviews,
    cloud results, dermatologists' replies); a review or a dermatologist's message counts as
    the specialist's only when the console's signature verifies (kiosk.cases.specialist_check),
    anything else is stored aside as unverified and never shown;
-4. the model-release check, the heartbeat document, and the local retention rule.
+4. the model-release check, the heartbeat document, and the local retention rule (which keeps
+   every picture whose full resolution is still to send);
+5. the full pictures of cases sent as compact copies, oldest first, one at a time, each a
+   resumable upload whose session is kept in the store (kiosk.cases.resumable): a cut link or
+   a killed process resumes from the server's offset. Then `full_image_stored` on the case
+   document says the console can show it. A newly saved case stops this step: its compact
+   copy goes first.
 
 While `run_forever` is online it also keeps Firestore listeners on the same queries, so a
 review reaches the kiosk within seconds; after a disconnect the next pass's catch-up query
@@ -39,7 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiosk.cases import cloud_schema as schema
+from kiosk.cases import resumable
 from kiosk.cases.case_code import case_code
+from kiosk.cases.compact import CompactPicture, make_compact
 from kiosk.cases.firebase import (
     CredentialsError,
     FirebaseClients,
@@ -103,6 +113,7 @@ class PassReport:
     uploaded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # case id -> error
     quarantined: list[str] = field(default_factory=list)
+    full_uploaded: list[str] = field(default_factory=list)  # full pictures that followed
     messages_sent: int = 0
     remote_updates: int = 0
     images_removed: int = 0
@@ -114,6 +125,7 @@ class PassReport:
             "uploaded": len(self.uploaded),
             "failed": len(self.failed),
             "quarantined": len(self.quarantined),
+            "full_uploaded": len(self.full_uploaded),
             "messages_sent": self.messages_sent,
             "remote_updates": self.remote_updates,
             "images_removed": self.images_removed,
@@ -129,7 +141,11 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(BACKOFF_FIRST_S / 2, ceiling)
 
 
-def case_document(case: Case, image_path: str) -> dict[str, Any]:
+def case_document(
+    case: Case, image_path: str, compact: CompactPicture | None = None
+) -> dict[str, Any]:
+    """The case's Firestore document. With `compact`, the picture went as its compact copy and
+    the full one (`image`) follows (see kiosk.cases.cloud_schema)."""
     from google.cloud.firestore import SERVER_TIMESTAMP
 
     doc: dict[str, Any] = {
@@ -145,12 +161,22 @@ def case_document(case: Case, image_path: str) -> dict[str, Any]:
             "bytes": case.image_bytes,
             "content_type": schema.IMAGE_CONTENT_TYPE,
         },
+        "full_image_stored": compact is None,
         "on_device": case.on_device.as_dict(),
         "urgency_rank": schema.URGENCY_RANK.get(case.on_device.urgency, 3),
         # What the kiosk's screens call the case; the console finds a case by it.
         "case_code": case_code(case.case_id),
         "status": schema.STATUS_UPLOADED,
     }
+    if compact is not None:
+        doc["compact_image"] = {
+            "path": schema.compact_image_path(case.kiosk_id, case.case_id),
+            "sha256": compact.sha256,
+            "bytes": len(compact.data),
+            "content_type": schema.IMAGE_CONTENT_TYPE,
+            "width": compact.width,
+            "height": compact.height,
+        }
     if case.provenance is not None:
         doc["provenance"] = case.provenance.as_dict()
     doc["demo"] = case.provenance is not None and case.provenance.demo
@@ -178,12 +204,17 @@ class SyncService:
         self._attempt = 0
         self._window = SendWindow(config.sync_concurrency)  # kept across passes
         self._link = LinkMonitor()
-        self._cases_sent = 0
-        self._image_stored: dict[str, bool] = {}  # case id -> image state (see send_case)
+        # Grows whenever the server confirms more of the queue: a case sent, or more of a
+        # full picture stored. A pass cut by the link that moved this was not fruitless.
+        self._advances = 0
+        self._image_stored: dict[str, bool] = {}  # case id -> image state (see _put_picture)
+        # Sent as compact copies since their last mark: marked with their full picture queued.
+        self._full_waiting: set[str] = set()
         self._status = replace(
             SyncStatus.offline(pending=store.queue_depth()),
             last_sync=self._stored_last_sync(),
             unverified_items=store.unverified_count(),
+            full_pictures_waiting=store.full_upload_backlog()[0],
         )
 
     # ---- status -------------------------------------------------------------------------
@@ -241,6 +272,7 @@ class SyncService:
             report.model_installed, report.model_rejected = update.installed, update.rejected
             self._heartbeat(clients, update.rejected)
             report.images_removed = self.store.apply_retention(self.config.retention_days)
+            self._send_full_pictures(clients, report)
             now = utc_now()
             self.store.set_value(LAST_SYNC_KEY, now.isoformat())
             last_error, problem = None, None
@@ -282,6 +314,7 @@ class SyncService:
                 syncing=False,
                 pending=self.store.queue_depth(),
                 unverified_items=self.store.unverified_count(),
+                full_pictures_waiting=self.store.full_upload_backlog()[0],
             )
 
     def _upload_cases(
@@ -300,7 +333,10 @@ class SyncService:
                 batch = confirmed[:]
                 confirmed.clear()
             if batch:
-                self.store.mark_uploaded_many(batch)
+                with self._lock:
+                    waiting = self._full_waiting & set(batch)
+                    self._full_waiting -= waiting
+                self.store.mark_uploaded_many(batch, full_waiting=waiting)
 
         def one(case: Case) -> None:
             nonlocal done, sent_bytes
@@ -308,14 +344,14 @@ class SyncService:
                 return
             started = time.monotonic()
             try:
-                self.send_case(clients, case)
-                window.finished(time.monotonic() - started, case.image_bytes)
-                self._link.sent(case.image_bytes)
+                nbytes = self.send_case(clients, case)
+                window.finished(time.monotonic() - started, nbytes)
+                self._link.sent(nbytes)
                 report.uploaded.append(case.case_id)
                 with self._lock:
                     confirmed.append(case.case_id)
-                    sent_bytes += case.image_bytes
-                    self._cases_sent += 1
+                    sent_bytes += nbytes
+                    self._advances += 1
                     full = len(confirmed) >= MARK_BATCH
                 if full:
                     mark_confirmed()
@@ -385,48 +421,162 @@ class SyncService:
                 f"the server kept failing ({len(report.uploaded)} of {len(cases)} done)"
             ) from server_gave_up[0]
 
-    def send_case(self, clients: FirebaseClients, case: Case) -> None:
-        """The image, then the document; the caller marks the case uploaded afterwards."""
+    def send_case(self, clients: FirebaseClients, case: Case) -> int:
+        """The picture (its compact copy when it is large), then the document; the caller
+        marks the case uploaded afterwards. Returns the picture bytes sent (or found there)."""
         from google.api_core.exceptions import AlreadyExists
 
         data = self.store.read_verified_image(case)  # quarantines and raises when unusable
-        blob_path = schema.case_image_path(case.kiosk_id, case.case_id)
-        blob = clients.bucket.blob(blob_path)
+        compact = make_compact(data)
+        full_path = schema.case_image_path(case.kiosk_id, case.case_id)
+        if compact is None:
+            self._put_picture(clients, case, full_path, data)
+        else:
+            compact_path = schema.compact_image_path(case.kiosk_id, case.case_id)
+            self._put_picture(clients, case, compact_path, compact.data)
+        # "Already exists": an earlier attempt created it before the kiosk could record that.
+        with contextlib.suppress(AlreadyExists):
+            clients.db.collection(schema.CASES).document(case.case_id).create(
+                case_document(case, full_path, compact),
+                retry=_firestore_retry(),
+                timeout=UPLOAD_TIMEOUT_S,
+            )
+        self._image_stored.pop(case.case_id, None)
+        if compact is not None:
+            with self._lock:
+                self._full_waiting.add(case.case_id)
+        return len(data) if compact is None else len(compact.data)
+
+    def _put_picture(self, clients: FirebaseClients, case: Case, path: str, data: bytes) -> None:
+        """One request for a picture that fits an up-window (a compact copy, a small one)."""
+        blob = clients.bucket.blob(path)
         expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
-        # On a flapping link the drop often falls between the image and the document: the
-        # image is then not sent again. True: this process stored and checked it; False: its
+        # On a flapping link the drop often falls between the picture and the document: the
+        # picture is then not sent again. True: this process stored and checked it; False: its
         # upload was cut here (send it again, no need to ask); unknown after a failure (a
-        # restart): one metadata request instead of the whole image over a slow link.
+        # restart): one metadata request instead of the whole picture over a slow link.
         known = self._image_stored.get(case.case_id)
-        if not known and not (
+        if known or (
             known is None
             and case.upload_attempts
             and _stored_already(blob, expected_md5, len(data))
         ):
-            blob.metadata = {
-                "case_id": case.case_id,
-                "kiosk_id": case.kiosk_id,
-                "sha256": case.image_sha256,
-            }
-            try:
-                blob.upload_from_string(
-                    data,
-                    content_type=schema.IMAGE_CONTENT_TYPE,
-                    timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
-                    retry=_storage_retry(),
-                )
-            except Exception:
-                self._image_stored[case.case_id] = False
-                raise
-            if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
-                raise IntegrityError(f"storage holds different bytes for {blob_path}")
-        self._image_stored[case.case_id] = True
-        # "Already exists": an earlier attempt created it before the kiosk could record that.
-        with contextlib.suppress(AlreadyExists):
-            clients.db.collection(schema.CASES).document(case.case_id).create(
-                case_document(case, blob_path), retry=_firestore_retry(), timeout=UPLOAD_TIMEOUT_S
+            self._image_stored[case.case_id] = True
+            return
+        blob.metadata = _picture_metadata(case)
+        try:
+            blob.upload_from_string(
+                data,
+                content_type=schema.IMAGE_CONTENT_TYPE,
+                timeout=(self.config.connect_timeout_s, UPLOAD_TIMEOUT_S),
+                retry=_storage_retry(),
             )
-        self._image_stored.pop(case.case_id, None)
+        except Exception:
+            self._image_stored[case.case_id] = False
+            raise
+        if blob.md5_hash != expected_md5 or (blob.size is not None and blob.size != len(data)):
+            raise IntegrityError(f"storage holds different bytes for {path}")
+        self._image_stored[case.case_id] = True
+
+    # ---- full pictures, after their cases -----------------------------------------------
+
+    def _send_full_pictures(self, clients: FirebaseClients, report: PassReport) -> None:
+        """Full pictures of cases sent as compact copies, oldest first, one at a time (on a
+        slow link two would each take twice as long, and a cut would catch both)."""
+        pending = self.store.pending_full_uploads()
+        if pending:  # the screens' "sending N of M" was about cases, and those are sent
+            self._with(done_this_pass=0, total_this_pass=0)
+        for case in pending:
+            if self._stop.is_set():
+                return
+            if self.store.pending_uploads(limit=1):
+                # A case saved meanwhile: its compact copy and document go first, now.
+                self._wake.set()
+                return
+            try:
+                self.send_full_picture(clients, case)
+                report.full_uploaded.append(case.case_id)
+            except CaseStoreError as e:
+                report.quarantined.append(case.case_id)
+                log.error("%s", e)
+            except Exception as e:
+                if classify(e) is Failure.LINK:
+                    raise LinkDownError(
+                        f"connection lost during a full picture ({len(report.full_uploaded)} "
+                        "sent this pass)"
+                    ) from e
+                if server_in_trouble(e):
+                    raise ServerGaveUpError("the server kept failing (full pictures)") from e
+                # Refused or damaged on the way: the next pass tries again; the rest go on.
+                report.failed[case.case_id] = f"full picture: {type(e).__name__}: {e}"[:300]
+                log.warning("case %s: full picture not sent: %s", case.case_id, type(e).__name__)
+            finally:
+                self._with(full_pictures_waiting=self.store.full_upload_backlog()[0])
+
+    def send_full_picture(self, clients: FirebaseClients, case: Case) -> None:
+        """The full picture by a resumable upload, from where the server's copy stands; then
+        `full_image_stored` on the document, then the local mark."""
+        from google.cloud.firestore import SERVER_TIMESTAMP
+
+        data = self.store.read_verified_image(case)
+        total = len(data)
+        http = clients.bucket.client._http  # the storage client's authorised session
+        timeout = (self.config.connect_timeout_s, UPLOAD_TIMEOUT_S)
+        session = self.store.full_session(case.case_id)
+        progress: resumable.Progress | None = None
+        if session is not None:
+            try:
+                progress = resumable.query(http, session, total, timeout)
+            except resumable.SessionGoneError:
+                session = None
+            else:
+                if progress.stored > case.full_offset:
+                    with self._lock:
+                        self._advances += 1
+                self.store.set_full_session(case.case_id, session, progress.stored)
+                log.info(
+                    "case %s: full picture resumes at byte %d of %d",
+                    case.case_id,
+                    progress.stored,
+                    total,
+                )
+        if session is None:
+            blob = clients.bucket.blob(schema.case_image_path(case.kiosk_id, case.case_id))
+            blob.metadata = _picture_metadata(case)
+            session = resumable.open_session(
+                blob, total, schema.IMAGE_CONTENT_TYPE, timeout, _storage_retry()
+            )
+            # Kept before the first byte goes: a cut or a kill from here on resumes.
+            self.store.set_full_session(case.case_id, session, 0)
+            progress = resumable.Progress(stored=0)
+        assert progress is not None
+        if progress.done is None:
+
+            def on_bytes(n: int) -> None:
+                self._link.sent(n, cases=0)
+                with self._lock:
+                    sent = self._status.bytes_sent_this_pass + n
+                self._with(bytes_sent_this_pass=sent)
+
+            progress = resumable.send_from(http, session, data, progress.stored, timeout, on_bytes)
+            if progress.done is None:  # the server took only part: the next pass goes on
+                self.store.set_full_session(case.case_id, session, progress.stored)
+                raise resumable.IncompleteUploadError(
+                    f"the server holds {progress.stored} of {total} bytes"
+                )
+        done = progress.done
+        expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        if done.get("md5Hash") != expected_md5 or str(done.get("size")) != str(total):
+            self.store.set_full_session(case.case_id, None)  # start again from byte 0
+            raise IntegrityError(f"storage holds different bytes for case {case.case_id}")
+        clients.db.collection(schema.CASES).document(case.case_id).update(
+            {"full_image_stored": True, "full_image_stored_at": SERVER_TIMESTAMP},
+            retry=_firestore_retry(),
+            timeout=UPLOAD_TIMEOUT_S,
+        )
+        self.store.mark_full_uploaded(case.case_id)
+        with self._lock:
+            self._advances += 1
 
     def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
         for message in self.store.pending_messages():
@@ -629,7 +779,7 @@ class SyncService:
                 # The next drop starts probing from PROBE_FIRST_S again: a link that was up
                 # a moment ago is likely to be back soon.
                 down_since, link_up = None, True
-            sent_before = self._cases_sent
+            sent_before = self._advances
             try:
                 self.sync_once()
                 self._attempt = 0
@@ -655,7 +805,7 @@ class SyncService:
                     if down_since is None:
                         down_since = time.monotonic()
                     link_up = False
-                    fruitless = 0 if self._cases_sent > sent_before else fruitless + 1
+                    fruitless = 0 if self._advances > sent_before else fruitless + 1
                     if fruitless <= FRUITLESS_PASSES:
                         log.info("link down (%s); probing", e)
                         continue
@@ -756,6 +906,10 @@ def _storage_retry() -> Any:
         maximum=4.0,
         timeout=RETRY_BUDGET_S,
     )
+
+
+def _picture_metadata(case: Case) -> dict[str, str]:
+    return {"case_id": case.case_id, "kiosk_id": case.kiosk_id, "sha256": case.image_sha256}
 
 
 def _stored_already(blob: Any, md5: str, size: int) -> bool:

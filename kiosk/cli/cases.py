@@ -408,7 +408,14 @@ def kiosk_status(config: KioskConfig, store: CaseStore) -> dict[str, Any]:
         "inbox_unread": store.unread_count(),
         "unverified_items": store.unverified_count(),
         "link": stored_link_status(store),  # what the sync process saw of the link lately
+        "full_pictures_waiting": _full_backlog(store),
     }
+
+
+def _full_backlog(store: CaseStore) -> dict[str, int]:
+    """Full pictures still to follow cases that are sent (their compact copies are up)."""
+    count, nbytes = store.full_upload_backlog()
+    return {"count": count, "bytes": nbytes}
 
 
 @with_store
@@ -424,6 +431,12 @@ def run_status(args: argparse.Namespace, config: KioskConfig, store: CaseStore) 
     counts = ", ".join(f"{k} {v}" for k, v in status["cases"].items())
     print(f"cases          {counts}")
     print(f"last sync      {status['last_sync'] or 'never'}")
+    full = status["full_pictures_waiting"]
+    if full["count"]:
+        print(
+            f"full pictures  {full['count']} to follow their cases "
+            f"({full['bytes'] // 1024} KB left; the cases themselves are sent)"
+        )
     link = status["link"]
     if link["unstable"]:
         print(

@@ -168,3 +168,25 @@ def test_the_listener_delivers_a_cloud_result_under_the_rules(
         listener_brings_a_cloud_result(SyncService(config, store), store, admin.db, case_id)
     finally:
         store.close()
+
+
+def test_a_compact_copy_then_its_full_picture_under_the_rules(
+    rules_env: FirebaseEnv, tmp_path: Path, admin: FirebaseClients
+) -> None:
+    """The kiosk identity may create a case with its compact copy and later mark the full
+    picture stored (the rules allow exactly that change), as sync does."""
+    from tests.sync_faults import large_picture
+
+    config = kiosk(rules_env, tmp_path, "kiosk-a")
+    store = CaseStore.open(config)
+    result = OnDeviceResult("melanoma", 0.8, {"melanoma": 0.8, "other": 0.2}, False, "urgent", "v")
+    case = store.save_case(large_picture(900), result)
+    service = SyncService(config, store)
+    report = service.sync_once()
+    service.close()
+    assert report.uploaded == [case.case_id] and report.full_uploaded == [case.case_id]
+    assert not report.failed
+    doc = admin.db.collection(schema.CASES).document(case.case_id).get().to_dict()
+    assert doc["compact_image"]["path"] == schema.compact_image_path("kiosk-a", case.case_id)
+    assert doc["full_image_stored"] is True and doc["full_image_stored_at"] is not None
+    store.close()

@@ -162,6 +162,24 @@ def test_a_kiosk_cannot_write_results_reviews_or_other_paths(rest: Rest) -> None
     assert rest.delete(KIOSK_A, "cases/case-a") == 403
 
 
+def test_a_kiosk_may_only_mark_its_own_full_picture_stored(rest: Rest) -> None:
+    """The one change besides a question: full_image_stored true, at the server's time (the
+    kiosk's sync sends a server timestamp; tests/cases/test_sync_under_rules.py shows it
+    accepted). A client's own time, a false, or any other field with it is refused."""
+    stored = {"full_image_stored": True, "full_image_stored_at": datetime.now(UTC)}
+    assert rest.update(KIOSK_A, "cases/case-a", stored) == 403  # not the server's time
+    assert rest.update(KIOSK_A, "cases/case-a", {"full_image_stored": False}) == 403
+    assert rest.update(KIOSK_A, "cases/case-b", {"full_image_stored": True}) == 403
+    with_status = {"full_image_stored": True, "status": "reviewed"}
+    assert rest.update(KIOSK_A, "cases/case-a", with_status) == 403
+    elsewhere = case_fields(
+        "kiosk-a", "c1", compact_image={"path": "cases/kiosk-b/case-b.compact.jpg"}
+    )
+    assert rest.create(KIOSK_A, "cases", "c1", elsewhere) == 403
+    own = case_fields("kiosk-a", "c2", compact_image={"path": "cases/kiosk-a/c2.compact.jpg"})
+    assert rest.create(KIOSK_A, "cases", "c2", own) == 200
+
+
 def test_a_health_worker_question_flags_only_the_kiosks_own_case(rest: Rest) -> None:
     flag = {"awaiting_reply": True, "updated_at": datetime.now(UTC)}
     assert rest.update(KIOSK_A, "cases/case-a", flag) == 200

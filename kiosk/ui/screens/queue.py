@@ -124,6 +124,9 @@ class QueueScreen(Screen):
             line = ui.t("queue.waiting", n=view.waiting)
         elif view.link is Link.NOT_SET_UP or status.last_sync is None:
             line = ui.t("queue.nothing_waiting")  # nothing was ever sent: not "everything is"
+        elif status.full_pictures_waiting:
+            # The cases are in the cloud (compact copies); their full pictures follow.
+            line = ui.t("queue.full_waiting", n=status.full_pictures_waiting)
         else:
             line = ui.t("queue.all_sent")
         ui.text(line, ui.rect(x, y, w, 32), size=theme.BODY, min_size=theme.SMALL, bold=True)
