@@ -74,9 +74,7 @@ def claim(db: Any, case_id: str, worker: str, lease_s: float) -> Claim:
         if case.get("status") != schema.STATUS_UPLOADED:
             return Claim.NOT_PENDING
         failure = case.get("cloud_error") or {}
-        if failure.get("sha256") and failure.get("sha256") == (case.get("image") or {}).get(
-            "sha256"
-        ):
+        if failure.get("sha256") and failure.get("sha256") == _classified_sha256(case):
             return Claim.FAILED_BEFORE
         now = now_utc()
         lease = Lease.from_document(case.get("lease"))
@@ -118,7 +116,14 @@ def renew(db: Any, case_id: str, worker: str, lease_s: float) -> bool:
     return run_transaction(db, attempt)
 
 
-def commit(db: Any, case_id: str, worker: str, result: CloudResult) -> Commit:
+def _classified_sha256(case: dict[str, Any]) -> str:
+    """The sha256 of the picture a worker classifies (the first look, cloud.worker): a failure
+    is remembered for those bytes, and a new picture with other bytes is tried again."""
+    return str(schema.first_look_image(case).get("sha256", ""))
+
+
+def commit(db: Any, case_id: str, worker: str, result: CloudResult, *, image_part: str) -> Commit:
+    """`image_part`: which of the case's pictures was classified (cloud.pictures.PARTS)."""
     ref = db.collection(schema.CASES).document(case_id)
     decision = result.decision
     cloud = {
@@ -131,6 +136,7 @@ def commit(db: Any, case_id: str, worker: str, result: CloudResult) -> Commit:
         "classified_at": firestore.SERVER_TIMESTAMP,
         "worker": worker,
         "views": result.views,
+        "image_part": image_part,
     }
 
     @firestore.transactional
@@ -176,7 +182,7 @@ def give_up(db: Any, case_id: str, worker: str, *, permanent: str | None) -> Non
         if permanent:
             update["cloud_error"] = {
                 "reason": permanent,
-                "sha256": (case.get("image") or {}).get("sha256", ""),
+                "sha256": _classified_sha256(case),
                 "worker": worker,
                 "at": firestore.SERVER_TIMESTAMP,
             }

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cloud import pictures
 from cloud.config import CloudConfig
 from cloud.firebase import close, connect
 from cloud.release import metrics_for, publish_release
@@ -60,6 +61,9 @@ class Gate:
 class RetrainReport:
     version: str
     reviewed_cases: int
+    # Of reviewed_cases, how many trained on the compact copy: the full picture was not in
+    # Storage yet (cloud.retrain_data).
+    reviewed_from_compact: int
     skipped: dict[str, int]
     base_images: int
     candidate: dict[str, float]
@@ -148,6 +152,7 @@ def retrain(config: CloudConfig, o: RetrainOptions) -> RetrainReport:
     report = RetrainReport(
         version=version,
         reviewed_cases=len(reviewed),
+        reviewed_from_compact=sum(c.image_part == pictures.PART_COMPACT for c in reviewed),
         skipped=skipped,
         base_images=base_images,
         candidate=candidate,

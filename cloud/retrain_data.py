@@ -7,6 +7,11 @@ Two rules keep the before/after comparison honest:
   group name whose hash ranks above every validation group: the base data's validation lesions
   stay in validation, and the fixed validation set never leaks into the new model's training.
 - Only cases whose consent flag is set are used, and only with the dermatologist's label.
+
+A case trains on its full-resolution picture once Storage holds it, else on the compact copy
+the kiosk sent first on a slow link (cloud.pictures.best_available): a reviewed case is not
+held back for a full picture that may take days to arrive, and the report counts how many
+went in as compact copies.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from firebase_admin import firestore
 
+from cloud import pictures
 from kiosk.cases import cloud_schema as schema
 from kiosk.model.conditions import CONDITIONS
 
@@ -33,6 +39,7 @@ class ReviewedCase:
     case_id: str
     label: str
     image: bytes
+    image_part: str = pictures.PART_FULL  # which stored picture `image` is
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,16 @@ def fetch_reviewed(db: Any, bucket: Any) -> tuple[list[ReviewedCase], dict[str, 
         if label not in CONDITIONS:
             skipped["bad_label"] += 1
             continue
-        image = case.get("image") or {}
-        data = bucket.blob(image.get("path", "")).download_as_bytes()
-        if hashlib.sha256(data).hexdigest() != image.get("sha256"):
+        picture = pictures.best_available(case)
+        if picture is None:
+            skipped["image_mismatch"] += 1  # nothing checkable recorded
+            continue
+        try:
+            data = pictures.download(bucket, picture)
+        except pictures.PictureMismatchError:
             skipped["image_mismatch"] += 1
             continue
-        cases.append(ReviewedCase(doc.id, label, data))
+        cases.append(ReviewedCase(doc.id, label, data, picture.part))
     return sorted(cases, key=lambda c: c.case_id), skipped
 
 

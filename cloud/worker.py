@@ -8,13 +8,17 @@ work and the lease is renewed while the work goes on (LeaseKeeper), so workers c
 side, a second look at a finished case does nothing, and a dead worker's case is another's
 within one lease plus one catch-up interval.
 
+A case is classified from its first look (cloud.pictures.first_look): the compact copy when the
+kiosk sent one on a slow link, which is in Storage before the document, so the result never
+waits for the full picture's resumable upload. The result records which picture it came from
+(`cloud.image_part`); the case is not classified again when the full picture arrives.
+
 Output is one JSON line per case on stdout: the case id, the outcome and timings, never the
 result or anything about the patient.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import tempfile
@@ -28,8 +32,9 @@ from typing import Any, TypeVar
 from firebase_admin import firestore
 from google.api_core import exceptions as gexc
 
-from cloud import leases
+from cloud import leases, pictures
 from cloud.leases import Claim, Commit
+from cloud.pictures import PictureMismatchError, StoredPicture
 from cloud.transactions import ContendedError
 from cloud.tta import classify_tta
 from kiosk.cases import cloud_schema as schema
@@ -118,7 +123,7 @@ class CaseWorker:
             return self._done(case_id, str(claimed), start)
         try:
             with LeaseKeeper(self.db, case_id, self.worker_id, self.lease_s):
-                rgb = self._fetch_image(case_id)
+                picture, rgb = self._fetch_image(case_id)
                 result = classify_tta(self.classifier, rgb)
         except PermanentCaseError as e:
             leases.give_up(self.db, case_id, self.worker_id, permanent=str(e))
@@ -128,7 +133,9 @@ class CaseWorker:
             leases.give_up(self.db, case_id, self.worker_id, permanent=None)
             return self._done(case_id, "retry", start)
         try:
-            committed = leases.commit(self.db, case_id, self.worker_id, result)
+            committed = leases.commit(
+                self.db, case_id, self.worker_id, result, image_part=picture.part
+            )
         except ContendedError:
             # Release the lease rather than sit on it until it expires: the next catch-up
             # does the case again in seconds, not minutes.
@@ -142,22 +149,24 @@ class CaseWorker:
             self.report(result)
         return result
 
-    def _fetch_image(self, case_id: str) -> Any:
+    def _fetch_image(self, case_id: str) -> tuple[StoredPicture, Any]:
+        """The case's first look (the compact copy when the kiosk sent one, so a slow link's
+        full picture is never waited for), checked against its own sha256 and decoded."""
         case = self.db.collection(schema.CASES).document(case_id).get().to_dict() or {}
-        image = case.get("image") or {}
-        path, expected = image.get("path"), image.get("sha256")
-        if not path or not expected:
+        picture = pictures.first_look(case)
+        if picture is None:
             raise PermanentCaseError("case has no image path or sha256")
-        data = self.bucket.blob(path).download_as_bytes()
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise PermanentCaseError("image sha256 does not match the case")
+        try:
+            data = pictures.download(self.bucket, picture)
+        except PictureMismatchError:
+            raise PermanentCaseError("image sha256 does not match the case") from None
         # load_rgb applies the kiosk's decoding limits and EXIF handling to a file; the image is
         # patient data, so the file lives only for the decode.
         with tempfile.TemporaryDirectory(prefix="skinscan-case-") as tmp:
             file = Path(tmp) / "image.jpg"
             file.write_bytes(data)
             try:
-                return load_rgb(file)
+                return picture, load_rgb(file)
             except ImageReadError:
                 raise PermanentCaseError("image cannot be decoded") from None
 

@@ -4,8 +4,11 @@
 Every page but the login form needs a signed-in staff member whose session generation is
 current (signing out or a new password ends every older session); every form carries the
 session's CSRF token; logins are rate limited per account and per client address. Images are
-streamed through the app after the login check and never get a public URL. Reviews and
-messages are signed with the console's key before they are written.
+streamed through the app after the login check and never get a public URL: the case page shows
+the full-resolution picture once Storage holds it, else the compact copy the kiosk sent first
+(/cases/<id>/image?part=full|compact asks for one), and thumbnails come from the compact copy
+when there is one. Reviews and messages are signed with the console's key before they are
+written.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from cloud.console.store import (
 )
 from cloud.console.thumbnails import Thumbnails
 from cloud.console.worklist import REVIEWED_DAYS, Filters, build
+from cloud.pictures import PARTS
 from kiosk.cases.specialist_check import message_verifies, review_verifies
 from kiosk.model.conditions import CONDITIONS, URGENT_CONDITIONS
 
@@ -114,6 +118,7 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
         ago=_ago,
         pct=_pct,
         site=_site,
+        size=_size,
     )
 
     def client() -> str:
@@ -294,14 +299,19 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
     def case(case_id: str) -> tuple[str, int]:
         return render_case(case_id)
 
-    def case_image(case_id: str, thumbnail: bool = False) -> bytes:
+    def case_image(case_id: str, part: str | None = None, thumbnail: bool = False) -> bytes:
+        """`part` None: the picture the case page shows (the full one once stored, else the
+        compact copy); else that part, or 404 while Storage does not hold it."""
         try:
             c = store.case(case_id)
             if thumbnail:
+                picture = c.thumbnail_picture
+                if picture is None:
+                    raise CaseNotFoundError(case_id)
                 # Keyed by the recorded sha256: a cached thumbnail needs no Storage download.
-                cached = thumbs.get(c.image_sha256)
-                return cached or thumbs.make(c.image_sha256, store.image(c))
-            return store.image(c)
+                cached = thumbs.get(picture.sha256)
+                return cached or thumbs.make(picture.sha256, store.image(c, picture))
+            return store.image(c, c.shown_picture if part is None else c.picture(part))
         except (CaseNotFoundError, gexc.NotFound):
             abort(404)
         except (OSError, Image.DecompressionBombError):  # a truncated or unreadable picture
@@ -309,7 +319,10 @@ def create_app(settings: ConsoleSettings, store: ConsoleStore, accounts: StaffAc
 
     @app.get("/cases/<case_id>/image")
     def image(case_id: str) -> Response:
-        response = Response(case_image(case_id), mimetype="image/jpeg")
+        part = request.args.get("part")
+        if part is not None and part not in PARTS:
+            abort(404)
+        response = Response(case_image(case_id, part), mimetype="image/jpeg")
         response.headers["Content-Disposition"] = "inline"
         return response
 
@@ -403,6 +416,15 @@ def _site(body_site: str) -> str:
         return "not given"
     part, _, side = body_site.partition("_")
     return f"{part}, {side}" if side else part
+
+
+def _size(n_bytes: int) -> str:
+    """A picture's size as a reader says it: "34 KB", "1.2 MB"."""
+    if n_bytes <= 0:
+        return "size not recorded"
+    if n_bytes >= 1024 * 1024:
+        return f"{n_bytes / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(n_bytes / 1024))} KB"
 
 
 def _pct(value: float | None) -> str:

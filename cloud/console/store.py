@@ -22,7 +22,9 @@ from google.api_core.retry import Retry, if_transient_error
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from cloud import pictures
 from cloud.console.signing import ReviewSigner
+from cloud.pictures import PictureMismatchError, StoredPicture
 from kiosk.cases import cloud_schema as schema
 from kiosk.cases.case_code import ALPHABET, case_code
 from kiosk.cases.case_code import LENGTH as CODE_LENGTH
@@ -51,6 +53,9 @@ QUEUE_FIELDS = [
     "review.label",
     "review.reviewer",
     "review.reviewed_at",
+    # Enough to tell that the full picture is still on its way (schema.full_image_available).
+    "compact_image.path",
+    "full_image_stored",
 ]
 OVERVIEW_FIELDS = [
     "created_at",
@@ -133,13 +138,14 @@ class Case:
     urgency_rank: int
     body_site: str
     patient_ref: str
-    image_path: str
-    image_sha256: str
+    image: StoredPicture | None  # the full-resolution picture, stored or still on its way
     on_device: Result | None
     cloud: Result | None
     review: Review | None
     demo: bool = False  # the bundled demo clip, never a patient
     provenance: Provenance | None = None  # absent for cases saved before it was recorded
+    compact: StoredPicture | None = None  # the compact copy the kiosk sent first, if any
+    full_pending: bool = False  # Storage does not hold the full picture yet
     # The review map as stored, for checking its signature (kiosk.cases.specialist_check).
     review_fields: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
@@ -175,6 +181,25 @@ class Case:
     @property
     def review_time(self) -> datetime | None:
         return self.review.reviewed_at if self.review else None
+
+    @property
+    def shown_picture(self) -> StoredPicture | None:
+        """What the case page shows: the full picture once it is stored, else the compact
+        copy (a first look while the full one is still on its way from the kiosk)."""
+        return self.compact if self.full_pending else self.image
+
+    @property
+    def thumbnail_picture(self) -> StoredPicture | None:
+        """The smallest download that makes a worklist thumbnail."""
+        return self.compact or self.image
+
+    def picture(self, part: str) -> StoredPicture | None:
+        """The picture `part` (pictures.PARTS) when Storage holds it, else None."""
+        if part == pictures.PART_FULL:
+            return None if self.full_pending else self.image
+        if part == pictures.PART_COMPACT:
+            return self.compact
+        return None
 
 
 @dataclass(frozen=True)
@@ -217,7 +242,6 @@ def _provenance(d: Any) -> Provenance | None:
 
 
 def _case(doc_id: str, d: dict[str, Any]) -> Case:
-    image = d.get("image") or {}
     review = d.get("review")
     provenance = _provenance(d.get("provenance"))
     return Case(
@@ -228,13 +252,14 @@ def _case(doc_id: str, d: dict[str, Any]) -> Case:
         urgency_rank=int(d.get("urgency_rank", 3)),
         body_site=str(d.get("body_site", "")),
         patient_ref=str(d.get("patient_ref", "")),
-        image_path=str(image.get("path", "")),
-        image_sha256=str(image.get("sha256", "")),
+        image=pictures.full_picture(d),
         on_device=Result.from_document(d.get("on_device")),
         cloud=Result.from_document(d.get("cloud")),
         review=Review.from_dict(review) if isinstance(review, dict) else None,
         demo=bool(d.get("demo")) or bool(provenance and provenance.demo),
         provenance=provenance,
+        compact=pictures.compact_picture(d),
+        full_pending=not schema.full_image_available(d),
         review_fields=dict(review) if isinstance(review, dict) else None,
     )
 
@@ -381,16 +406,18 @@ class ConsoleStore:
             )
         return sorted(rows, key=lambda m: (m.created_at or EPOCH, m.message_id))
 
-    def image(self, case: Case) -> bytes:
-        """The case image, checked against the sha256 the kiosk recorded."""
-        if not case.image_path:
+    def image(self, case: Case, picture: StoredPicture | None) -> bytes:
+        """One of the case's pictures (Case.shown_picture, .picture(part), ...), checked
+        against the sha256 of the dict that describes it; CaseNotFoundError when there is no
+        such picture or Storage holds other bytes."""
+        if picture is None:
             raise CaseNotFoundError(case.case_id)
-        data = self.bucket.blob(case.image_path).download_as_bytes(
-            timeout=CALL_TIMEOUT_S, retry=_STORAGE_RETRY
-        )
-        if hashlib.sha256(data).hexdigest() != case.image_sha256:
-            raise CaseNotFoundError(case.case_id)
-        return data
+        try:
+            return pictures.download(
+                self.bucket, picture, timeout=CALL_TIMEOUT_S, retry=_STORAGE_RETRY
+            )
+        except PictureMismatchError:
+            raise CaseNotFoundError(case.case_id) from None
 
     # -- writes
 

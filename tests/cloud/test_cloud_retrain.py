@@ -121,6 +121,7 @@ def test_a_tiny_retrain_publishes_a_release_that_a_kiosk_installs(env, firebase_
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     report = json.loads((out / "retrain.json").read_text())
     assert report["reviewed_cases"] == 2 and report["skipped"]["no_consent"] == 1
+    assert report["reviewed_from_compact"] == 0  # both sent whole (cloud.retrain_data)
     assert report["published"]
     for side in ("candidate", "baseline"):
         for key_name in ("balanced_accuracy", "melanoma_sensitivity_urgent"):

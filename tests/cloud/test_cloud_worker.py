@@ -18,6 +18,7 @@ from google.api_core import exceptions as gexc
 
 from cloud import leases
 from cloud.leases import Claim, Commit
+from cloud.pictures import PART_FULL as FULL
 from cloud.transactions import ContendedError, run_transaction
 from cloud.tta import classify_tta, dihedral_views
 from cloud.worker import CaseWorker, quiet_listener_errors
@@ -84,6 +85,7 @@ def test_worker_classifies_each_case_and_a_second_pass_does_nothing(clean, class
         assert abs(sum(cloud["probabilities"].values()) - 1) < 1e-6
         assert cloud["model_version"] == classifier.metadata.version
         assert cloud["worker"] == "w1" and cloud["views"] == 8
+        assert cloud["image_part"] == FULL  # an old-style case: no compact copy
         assert cloud["urgency"] in schema.URGENCY_RANK
         assert case["updated_at"] > before[case_id]
         assert case["on_device"]["label"] == "eczema"  # the kiosk's result is left alone
@@ -118,7 +120,7 @@ def test_a_case_reviewed_meanwhile_keeps_its_review_status(clean, classifier):
         {"status": schema.STATUS_REVIEWED, "review": {"label": "melanoma"}}
     )
     result = classify_tta(classifier, load_rgb(sample_images()[1]))
-    assert leases.commit(clean.fb.db, case_id, "w1", result) is Commit.ATTACHED
+    assert leases.commit(clean.fb.db, case_id, "w1", result, image_part=FULL) is Commit.ATTACHED
     case = case_doc(clean.fb, case_id)
     assert case["status"] == schema.STATUS_REVIEWED
     assert case["review"]["label"] == "melanoma"
@@ -132,9 +134,9 @@ def test_a_stale_worker_cannot_write_after_losing_its_lease(clean, classifier):
     time.sleep(0.7)
     assert leases.claim(clean.fb.db, case_id, "fast", 60) is Claim.CLAIMED
     result = classify_tta(classifier, load_rgb(sample_images()[2]))
-    assert leases.commit(clean.fb.db, case_id, "slow", result) is Commit.LOST_LEASE
+    assert leases.commit(clean.fb.db, case_id, "slow", result, image_part=FULL) is Commit.LOST_LEASE
     assert case_doc(clean.fb, case_id)["status"] == schema.STATUS_UPLOADED
-    assert leases.commit(clean.fb.db, case_id, "fast", result) is Commit.CLASSIFIED
+    assert leases.commit(clean.fb.db, case_id, "fast", result, image_part=FULL) is Commit.CLASSIFIED
 
 
 def test_an_image_that_does_not_match_its_sha256_is_not_classified(clean, classifier):

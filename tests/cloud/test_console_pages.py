@@ -25,6 +25,7 @@ from kiosk.cases.case_code import case_code
 from kiosk.cases.specialist_signature import KIND_MESSAGE, SignedContent, verifies
 from kiosk.model.conditions import CONDITIONS
 from tests.cloud import test_cloud_console as base
+from tests.cloud.test_compact_pictures import full_picture_arrives, put_compact_case
 from tests.cloud_helpers import case_doc, put_case, sample_images
 
 # The console, its signing key and the browser: the same module fixtures as the console's
@@ -462,6 +463,36 @@ def test_the_case_page_shows_provenance_marks_demo_cases_and_zooms(clean, consol
 
 
 # --------------------------------------------------------------------------- the overview
+
+
+def test_a_compact_first_case_says_which_picture_it_shows(clean, console, page, shots):
+    fb = clean.fb
+    image = sample_images()[4]
+    case_id, compact = put_compact_case(fb, image, urgency="urgent", label="melanoma")
+    sign_in(page, console)
+    row = page.locator("#group-waiting tbody tr").nth(0)
+    assert "Compact picture only" in row.inner_text()
+    page.goto(f"{console}/cases/{case_id}")
+    picture = page.locator("#case-image")
+    width = picture.evaluate(
+        "img => img.complete && img.naturalWidth ? img.naturalWidth"
+        " : new Promise(r => img.onload = () => r(img.naturalWidth))"
+    )
+    assert width == Image.open(io.BytesIO(compact)).width  # the compact copy is shown
+    caption = page.locator("#picture-part").inner_text()
+    assert caption.startswith("Compact picture (") and "still on its way" in caption
+    assert page.locator("#full-size").count() == 0
+    shoot(page, shots, "case-compact-first")
+
+    full_picture_arrives(fb, case_id, image)
+    page.reload()
+    full = Image.open(image)
+    page.wait_for_function(
+        "() => document.querySelector('[data-image-size]').textContent.length > 0"
+    )
+    caption = page.locator("#picture-part").inner_text()
+    assert caption.startswith(f"Full-resolution picture ({full.width}×{full.height}, ")
+    assert "×" in page.locator("#full-size").inner_text()
 
 
 def test_overview_agreement_tables_equal_counts_from_the_documents(clean, console, page, shots):

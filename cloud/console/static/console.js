@@ -73,8 +73,14 @@
         zoomAt(how === "in" ? 1.5 : 1 / 1.5, ...centre());
       });
     });
+    // The document records the full picture's bytes, not its pixels: say them once loaded.
     const size = document.getElementById("image-size");
-    const showSize = () => { if (size && img.naturalWidth) size.textContent = ` (${img.naturalWidth} × ${img.naturalHeight} px)`; };
+    const pixels = document.querySelector("[data-image-size]");
+    const showSize = () => {
+      if (!img.naturalWidth) return;
+      if (size) size.textContent = ` (${img.naturalWidth} × ${img.naturalHeight} px)`;
+      if (pixels) pixels.textContent = `${img.naturalWidth}×${img.naturalHeight}, `;
+    };
     if (img.complete) showSize(); else img.addEventListener("load", showSize);
   }
 
