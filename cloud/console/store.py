@@ -8,10 +8,11 @@ request can rewrite a health worker's note, a dermatologist's message or the aud
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,19 +69,9 @@ OVERVIEW_FIELDS = [
     "review.label",
     "review.reviewed_at",
 ]
-# A message's author and time, and what its signature covers (kiosk.cases.specialist_check).
-MESSAGE_FIELDS = [
-    "author",
-    "created_at",
-    "case_id",
-    "kiosk_id",
-    "author_name",
-    "reviewer_username",
-    "body",
-    "signed_at",
-    "signature",
-]
 SEARCH_ROWS = 50
+# Threads of flagged cases read at once for the worklist (each is one small query).
+THREAD_READERS = 8
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Every call is bounded. With Firestore or Storage unreachable the client libraries would wait
@@ -264,6 +255,20 @@ def _case(doc_id: str, d: dict[str, Any]) -> Case:
     )
 
 
+def _first_unanswered(
+    case_id: str, thread: list[Message], is_answer: Callable[[str, str, dict[str, Any]], bool]
+) -> datetime | None:
+    """When the oldest question not followed by a real (signed) answer was asked; None when
+    every question in the thread (oldest first) has one."""
+    pending = None
+    for m in thread:
+        if m.author == schema.AUTHOR_DERMATOLOGIST and is_answer(case_id, m.message_id, m.fields):
+            pending = None
+        elif m.author == schema.AUTHOR_HEALTH_WORKER and pending is None:
+            pending = m.created_at or EPOCH
+    return pending
+
+
 def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -297,13 +302,6 @@ class ConsoleStore:
         result = self._open_cases().count().get(**BOUNDED)
         return int(result[0][0].value)
 
-    def _get_many(self, case_ids: Iterable[str]) -> list[Case]:
-        refs = [self._ref(i) for i in sorted(set(case_ids)) if CASE_ID.match(i)]
-        if not refs:
-            return []
-        snaps = self.db.get_all(refs, field_paths=QUEUE_FIELDS, timeout=CALL_TIMEOUT_S)
-        return [_case(s.id, s.to_dict()) for s in snaps if s.exists]
-
     def unanswered_questions(
         self, is_answer: Callable[[str, str, dict[str, Any]], bool]
     ) -> dict[str, tuple[Case, datetime]]:
@@ -312,31 +310,53 @@ class ConsoleStore:
 
         `is_answer(case_id, message_id, fields)` says whether a dermatologist message really is
         one (its signature verifies): a message forged with a kiosk credential must not make a
-        question disappear from the worklist. One collection-group read of the messages: a
-        programme's messages are a few short ones per case, and a question must never fall
-        through a filter on case status."""
-        threads: dict[str, list[tuple[datetime, str, str, dict[str, Any]]]] = defaultdict(list)
-        for doc in (
-            self.db.collection_group(schema.MESSAGES).select(MESSAGE_FIELDS).stream(**BOUNDED)
-        ):
-            case_ref = doc.reference.parent.parent
-            if case_ref is None:
-                continue
-            d = doc.to_dict()
-            when = _time(d.get("created_at")) or EPOCH
-            threads[case_ref.id].append((when, doc.id, str(d.get("author")), d))
-        asked: dict[str, datetime] = {}
-        for case_id, thread in threads.items():
-            thread.sort(key=lambda m: (m[0], m[1]))
-            pending = None
-            for when, message_id, author, fields in thread:
-                if author == schema.AUTHOR_DERMATOLOGIST and is_answer(case_id, message_id, fields):
-                    pending = None
-                elif author == schema.AUTHOR_HEALTH_WORKER and pending is None:
-                    pending = when
-            if pending is not None:
-                asked[case_id] = pending
-        return {c.case_id: (c, asked[c.case_id]) for c in self._get_many(asked)}
+        question disappear from the worklist.
+
+        Only the threads of cases flagged `awaiting_reply` are read, not every message of the
+        programme: the kiosk sets the flag right after creating each question (and retries
+        both until the flag is written), whatever the case's status, so no question falls
+        through. A flagged case with nothing left unanswered is unflagged here (_unflag), where
+        the answer's signature has just been checked."""
+        flagged = [
+            snap
+            for snap in self._cases()
+            .where(filter=firestore.FieldFilter("awaiting_reply", "==", True))
+            .select(QUEUE_FIELDS)
+            .stream(**BOUNDED)
+            if CASE_ID.match(snap.id)
+        ]
+        threads = self._threads([snap.id for snap in flagged])
+        found: dict[str, tuple[Case, datetime]] = {}
+        for snap in flagged:
+            asked = _first_unanswered(snap.id, threads[snap.id], is_answer)
+            if asked is None:
+                self._unflag(snap)
+            else:
+                found[snap.id] = (_case(snap.id, snap.to_dict()), asked)
+        return found
+
+    def _threads(self, case_ids: list[str]) -> dict[str, list[Message]]:
+        """Several cases' threads, read side by side: one round trip each, and a worklist load
+        should not wait for them one after another."""
+        if not case_ids:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(THREAD_READERS, len(case_ids))) as pool:
+            return dict(zip(case_ids, pool.map(self.messages, case_ids), strict=True))
+
+    def _unflag(self, snap: Any) -> None:
+        """Clear `awaiting_reply` on a case whose questions are all answered, only if the case
+        is unchanged since `snap` was read. A question that arrived after the thread was read
+        was followed by the kiosk's flag write, which changed the document: the precondition
+        then fails and the flag stays for the next load to look again. (This is why the reply
+        itself does not clear the flag: a question sent while the dermatologist typed would
+        lose its flag.)"""
+        # Changed meanwhile (FailedPrecondition) or unreachable: flagged until the next load.
+        with contextlib.suppress(gexc.GoogleAPIError):
+            snap.reference.update(
+                {"awaiting_reply": False, "updated_at": firestore.SERVER_TIMESTAMP},
+                option=self.db.write_option(last_update_time=snap.update_time),
+                **BOUNDED,
+            )
 
     def reviewed_since(self, days: int) -> list[Case]:
         since = datetime.now(UTC) - timedelta(days=days)

@@ -119,6 +119,9 @@ def add_message(fb, case_id: str, author: str, body: str, minutes_ago: float) ->
             "created_at": datetime.now(UTC) - timedelta(minutes=minutes_ago),
         }
     )
+    if author == schema.AUTHOR_HEALTH_WORKER:
+        # What the kiosk's send_message does right after the message: flag the case.
+        cases(fb).document(case_id).update({"awaiting_reply": True})
 
 
 def signed_answer(env, case_id: str, body: str) -> None:
