@@ -24,10 +24,15 @@ Firestore
   demo (bool: the picture came from the bundled demo clip, never a patient),
   status: "uploaded" → "classified" (cloud worker) → "reviewed" (console),
   cloud {label, confidence, probabilities, abstained, urgency, model_version, classified_at,
-  worker, views} (worker: which cloud worker wrote it, so duplicates would show; views: how
-  many test-time-augmented views were averaged),
+  worker, views, image_part} (worker: which cloud worker wrote it, so duplicates would show;
+  views: how many test-time-augmented views were averaged; image_part: "compact" or "full",
+  the picture it classified, i.e. first_look_image(); absent on results from before it),
   cloud_error {reason, sha256, worker, at} (cloud worker only: this image cannot be classified,
-  so workers stop retrying it until an image with another sha256 arrives),
+  so workers stop retrying it until an image with another sha256 arrives; sha256 is that of
+  the picture the worker tried, first_look_image()),
+  awaiting_reply (bool): set True by the kiosk right after it creates a health worker's
+  message; set False by the console once every question in the thread has a signed answer,
+  and only if the case is unchanged since it read the thread,
   review {label, recommendation, reviewer (display name), reviewer_username (staff username),
   author ("dermatologist"), reviewed_at, signed_at, signature} (console only; signed_at and
   signature as kiosk.cases.specialist_signature says: SignedContent(kind "review", case_id,

@@ -729,7 +729,8 @@ class CaseStore:
         with self._transaction() as db:
             db.executemany(
                 "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL, "
-                "full_upload = ? WHERE case_id = ? AND status = 'saved'",
+                "full_upload = ?, full_session = NULL, full_offset = 0 "
+                "WHERE case_id = ? AND status = 'saved'",
                 [
                     (when, (FullUpload.WAITING if c in waiting else FullUpload.DONE).value, c)
                     for c in case_ids

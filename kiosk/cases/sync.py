@@ -429,7 +429,11 @@ class SyncService:
         data = self.store.read_verified_image(case)  # quarantines and raises when unusable
         compact = make_compact(data)
         full_path = schema.case_image_path(case.kiosk_id, case.case_id)
-        if compact is None:
+        if compact is None and self._link.report().unstable:
+            # A flapping link cuts even a small picture now and then: resumable, a cut costs
+            # only what was in flight (one more request per picture, so only on such a link).
+            self._put_resumable(clients, case, data)
+        elif compact is None:
             self._put_picture(clients, case, full_path, data)
         else:
             compact_path = schema.compact_image_path(case.kiosk_id, case.case_id)
@@ -519,6 +523,33 @@ class SyncService:
         from google.cloud.firestore import SERVER_TIMESTAMP
 
         data = self.store.read_verified_image(case)
+
+        def on_bytes(n: int) -> None:
+            self._link.sent(n, cases=0)
+            with self._lock:
+                sent = self._status.bytes_sent_this_pass + n
+            self._with(bytes_sent_this_pass=sent)
+
+        self._put_resumable(clients, case, data, on_bytes)
+        clients.db.collection(schema.CASES).document(case.case_id).update(
+            {"full_image_stored": True, "full_image_stored_at": SERVER_TIMESTAMP},
+            retry=_firestore_retry(),
+            timeout=UPLOAD_TIMEOUT_S,
+        )
+        self.store.mark_full_uploaded(case.case_id)
+        with self._lock:
+            self._advances += 1
+
+    def _put_resumable(
+        self,
+        clients: FirebaseClients,
+        case: Case,
+        data: bytes,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> None:
+        """The case's full picture (`{case_id}.jpg`) by a resumable upload: from the server's
+        offset when a session is kept, else from a new session kept before the first byte.
+        Returns once Storage holds exactly these bytes."""
         total = len(data)
         http = clients.bucket.client._http  # the storage client's authorised session
         timeout = (self.config.connect_timeout_s, UPLOAD_TIMEOUT_S)
@@ -551,13 +582,6 @@ class SyncService:
             progress = resumable.Progress(stored=0)
         assert progress is not None
         if progress.done is None:
-
-            def on_bytes(n: int) -> None:
-                self._link.sent(n, cases=0)
-                with self._lock:
-                    sent = self._status.bytes_sent_this_pass + n
-                self._with(bytes_sent_this_pass=sent)
-
             progress = resumable.send_from(http, session, data, progress.stored, timeout, on_bytes)
             if progress.done is None:  # the server took only part: the next pass goes on
                 self.store.set_full_session(case.case_id, session, progress.stored)
@@ -569,14 +593,6 @@ class SyncService:
         if done.get("md5Hash") != expected_md5 or str(done.get("size")) != str(total):
             self.store.set_full_session(case.case_id, None)  # start again from byte 0
             raise IntegrityError(f"storage holds different bytes for case {case.case_id}")
-        clients.db.collection(schema.CASES).document(case.case_id).update(
-            {"full_image_stored": True, "full_image_stored_at": SERVER_TIMESTAMP},
-            retry=_firestore_retry(),
-            timeout=UPLOAD_TIMEOUT_S,
-        )
-        self.store.mark_full_uploaded(case.case_id)
-        with self._lock:
-            self._advances += 1
 
     def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
         for message in self.store.pending_messages():

@@ -67,6 +67,8 @@ def case_summary(case: Case) -> dict[str, Any]:
         "urgency": case.on_device.urgency,
         "body_site": case.body_site,
         "quarantined": case.quarantine_error,
+        # "waiting": the case is sent as its compact copy and its full picture still follows.
+        "full_picture": str(case.full_upload) if case.status != "saved" else None,
         # Only a review whose signature verified counts (Case.review); one kept aside is
         # flagged, never shown as the specialist's.
         "reviewed_label": case.review.label if case.review else None,

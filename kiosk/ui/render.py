@@ -147,6 +147,16 @@ def _states(
 
         return enter
 
+    def queue_full_pictures() -> None:
+        # Everything sent but the full pictures that follow their compact copies (last in the
+        # table: it marks the demo store's cases sent).
+        store = app.services.store
+        store.mark_uploaded_many([c.case_id for c in store.pending_uploads()])
+        for message in store.pending_messages():
+            store.mark_message_sent(message.message_id)
+        app.refresh_counts()
+        queue(SyncStatus(True, True, 0, now - timedelta(minutes=2), full_pictures_waiting=3))()
+
     def pin_wrong() -> None:
         app.go("pin")
         pin = app.screens["pin"]
@@ -205,6 +215,7 @@ def _states(
         "queue_sync_asked": sync_asked,
         "settings_exit": settings_exit,
         "pin_typing": pin_typing,
+        "queue_full_pictures": queue_full_pictures,
     }
 
 

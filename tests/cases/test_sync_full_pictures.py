@@ -302,3 +302,37 @@ def test_a_version_3_database_counts_its_sent_cases_as_whole(kiosk_config: Kiosk
         assert [c.case_id for c in store.pending_uploads()] == [queued.case_id]
     finally:
         store.close()
+
+
+def test_on_an_unstable_link_a_small_picture_resumes_too(
+    link: Link, cloud: FirebaseClients, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A picture small enough to go whole, on a link that keeps dropping: resumable as well,
+    so a cut costs what was in flight, not the picture."""
+    case = link.store.save_case(large_picture(500), on_device())
+    service = SyncService(link.config, link.store)
+    service._link.dropped()
+    service._link.dropped()  # two drops within minutes: unstable
+    assert service._link.report().unstable
+    cutter = link.cut_after(case.image_bytes // 2)
+    with pytest.raises(OfflineError):
+        service.sync_once()
+    cutter.join(timeout=30)
+    assert link.store.get(case.case_id).status == CaseStatus.SAVED
+    assert link.store.full_session(case.case_id)
+
+    link.relay.start()
+    before = link.relay.meter.bytes_up
+    with caplog.at_level(logging.INFO, logger="kiosk.cases.sync"):
+        report = service.sync_once()
+    service.close()
+    resent = link.relay.meter.bytes_up - before
+    assert report.uploaded == [case.case_id] and report.full_uploaded == []
+    [(offset, _)] = [tuple(map(int, m.groups())) for m in RESUMES.finditer(caplog.text)]
+    assert offset > case.image_bytes // 4
+    assert resent < case.image_bytes - offset + 8_000, (resent, case.image_bytes, offset)
+    doc = kiosk_docs(cloud, case.kiosk_id)[case.case_id]
+    assert "compact_image" not in doc and doc["full_image_stored"] is True
+    sent = link.store.get(case.case_id)
+    assert sent.full_upload == FullUpload.DONE and link.store.full_session(case.case_id) is None
+    assert not check_exactly_once_result(link.store, cloud).problems

@@ -57,6 +57,7 @@ STATES = (
     "queue_sync_asked",
     "settings_exit",
     "pin_typing",
+    "queue_full_pictures",
 )
 # Laid out in the same place in every language: a keyboard and a keypad keep their physical
 # order (and a keypad sits at the end side as a block).
@@ -161,6 +162,17 @@ def test_offline_queue_says_the_problem_in_the_users_language(
         expected = strings.t(f"sync_problem.{SyncProblem.NO_CONNECTION}")
         assert expected in shown, shot.language
         assert "network unreachable" not in shown  # the technical line stays in the logs
+
+
+def test_cases_sent_with_full_pictures_to_follow_say_both(shots: list[RenderedScreen]) -> None:
+    """Compact copies sent, full pictures still to go: the panel says the cases are sent and
+    how many full pictures follow, never "everything is sent"."""
+    for shot in _shots_of(shots, "queue_full_pictures"):
+        strings = Strings.for_language(shot.language)
+        shown = [record.text for record in shot.texts]
+        assert strings.t("queue.cases_sent") in shown, shot.language
+        assert strings.t("queue.full_waiting", n=3) in shown, shot.language
+        assert strings.t("queue.all_sent") not in shown, shot.language
 
 
 def test_every_sync_problem_the_screen_shows_has_a_text() -> None:

@@ -125,8 +125,9 @@ class QueueScreen(Screen):
         elif view.link is Link.NOT_SET_UP or status.last_sync is None:
             line = ui.t("queue.nothing_waiting")  # nothing was ever sent: not "everything is"
         elif status.full_pictures_waiting:
-            # The cases are in the cloud (compact copies); their full pictures follow.
-            line = ui.t("queue.full_waiting", n=status.full_pictures_waiting)
+            # The cases are in the cloud (compact copies); their full pictures follow (said
+            # below, where the progress goes).
+            line = ui.t("queue.cases_sent")
         else:
             line = ui.t("queue.all_sent")
         ui.text(line, ui.rect(x, y, w, 32), size=theme.BODY, min_size=theme.SMALL, bold=True)
@@ -158,6 +159,13 @@ class QueueScreen(Screen):
             elif view.unstable_sent is not None:  # a flapping link: say so, and what got through
                 ui.text(
                     ui.t("queue.link_unstable", n=view.unstable_sent),
+                    ui.rect(x, y, w, 54),
+                    size=theme.SMALL,
+                    min_size=theme.MIN,
+                )
+            elif status.full_pictures_waiting:
+                ui.text(
+                    ui.t("queue.full_waiting", n=status.full_pictures_waiting),
                     ui.rect(x, y, w, 54),
                     size=theme.SMALL,
                     min_size=theme.MIN,
