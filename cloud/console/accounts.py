@@ -7,13 +7,24 @@ included) — a server-side revocation without a session table.
 
 Kept on the console server, not in Firestore: kiosks hold Firebase credentials, and password
 hashes have no business anywhere a stolen kiosk could read.
+
+Several processes write the file: the console (its workers sign people out) and
+`skinscan-cloud add-user`. Every read-modify-write holds an exclusive `flock` on a lock file beside
+it (`<name>.lock`, never removed) from the read to the rename, so no process writes back a copy
+that misses another's change. The lock is not on the accounts file itself: each write replaces
+that file (a new inode), and a lock on the old inode would not stop the next writer. Reads need no
+lock: the rename is atomic, so a reader sees the old file or the new one.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,10 +57,32 @@ class StaffAccounts:
         # Verifying an unknown user costs the same as a known one: no account enumeration
         # through response times.
         self._dummy_hash = self._hasher.hash("not a real password")
+        # Threads of one process take this before the file lock (see _exclusive); it also guards
+        # the cache they share.
         self._lock = threading.Lock()
         self._cache: tuple[tuple[int, int, int], dict[str, dict]] | None = None
 
-    def _load(self) -> dict[str, dict]:
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold this process's thread lock and the exclusive file lock shared with every other
+        process writing the accounts file."""
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed, also on a crash
+                yield
+            finally:
+                os.close(fd)
+
+    def _load(self, *, fresh: bool = False) -> dict[str, dict]:
+        """The accounts; `fresh` reads the file even when the cached copy looks current (a
+        read-modify-write does: an inode number can be reused, and a write in the same clock
+        tick with the same size would look unchanged)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -57,7 +90,7 @@ class StaffAccounts:
         # Every write replaces the file (new inode), also when `skinscan-cloud add-user` runs in
         # another process: a revocation is seen on the next request.
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if self._cache and self._cache[0] == stamp:
+        if not fresh and self._cache and self._cache[0] == stamp:
             return self._cache[1]
         try:
             users = json.loads(require_private(self.path, "staff accounts file"))
@@ -75,11 +108,12 @@ class StaffAccounts:
             raise AccountError("username: 2-32 lower-case letters, digits, '.', '_' or '-'")
         if len(password) < MIN_PASSWORD:
             raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
-        with self._lock:
-            users = dict(self._load())
+        hashed = self._hasher.hash(password)  # slow: done before taking the lock
+        with self._exclusive():
+            users = dict(self._load(fresh=True))
             previous = users.get(username) or {}
             users[username] = {
-                "hash": self._hasher.hash(password),
+                "hash": hashed,
                 "name": name.strip() or username,
                 "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 # A new password ends every session made with the old one.
@@ -90,8 +124,8 @@ class StaffAccounts:
 
     def revoke_sessions(self, username: str) -> None:
         """End every session of `username` (signing out does this)."""
-        with self._lock:
-            users = dict(self._load())
+        with self._exclusive():
+            users = dict(self._load(fresh=True))
             if username not in users:
                 return
             entry = dict(users[username])
