@@ -33,8 +33,6 @@ _SECRET = {"secret": True}
 _KIOSK_ID_FILE = "kiosk_id"
 T = TypeVar("T")
 KIOSK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-# The touchscreen's languages: one strings file each in kiosk/ui/strings/ (a test checks).
-LANGUAGES: tuple[str, ...] = ("en", "fr", "ar")
 
 
 class ConfigError(SkinscanError):
@@ -310,9 +308,10 @@ def _validate(config: KioskConfig) -> None:
         raise ConfigError(f"mqtt.port must be 1-65535, got {config.mqtt.port}")
     if not config.admin_pin.isdigit() or not 4 <= len(config.admin_pin) <= 8:
         raise ConfigError("admin_pin must be 4 to 8 digits")
-    if config.language not in LANGUAGES:
+    languages = available_languages()
+    if config.language not in languages:
         raise ConfigError(
-            f"language {config.language!r} is not available; use one of {', '.join(LANGUAGES)}"
+            f"language {config.language!r} is not available; use one of {', '.join(languages)}"
         )
     camera_problem = camera_spec_problem(config.camera)
     if camera_problem:
@@ -321,6 +320,18 @@ def _validate(config: KioskConfig) -> None:
         raise ConfigError(
             f"STORAGE_EMULATOR_HOST needs a scheme, e.g. http://{config.storage_emulator_host}"
         )
+
+
+def available_languages() -> tuple[str, ...]:
+    """The languages the touchscreen can be set to, English first: `kiosk.ui.i18n.ui_languages()`,
+    the languages with a strings file (kiosk/ui/strings/<code>.json) and advice texts, so a new
+    language needs no change here."""
+    # Imported here, not at the top: kiosk.ui.i18n pulls in the triage code (numpy), which the
+    # cloud side, reading its settings through this module, has no use for. No cycle either way:
+    # nothing under kiosk.ui.i18n imports kiosk.config.
+    from kiosk.ui.i18n import ui_languages
+
+    return ui_languages()
 
 
 def camera_spec_problem(spec: str) -> str | None:

@@ -98,7 +98,7 @@ def test_kiosk_id_is_made_once_and_kept(tmp_path: Path) -> None:
         ("sync_interval_s = [1.0]\n", {}, r"sync_interval_s: expected a number, got \[1.0\]"),
         ("sync_interval_s = nan\n", {}, "sync_interval_s: expected a finite number"),
         ("connect_timeout_s = inf\n", {}, "connect_timeout_s: expected a finite number"),
-        ('language = "klingon"\n', {}, "language 'klingon' is not available; use one of en, fr"),
+        ('language = "klingon"\n', {}, "language 'klingon' is not available; use one of en, "),
         ('camera = "bogus:9"\n', {}, "camera 'bogus:9': use auto, picamera2, demo, opencv"),
         ('camera = "replay:"\n', {}, "camera 'replay:': replay: needs a path after ':'"),
         ("", {"SKINSCAN_DATA_DIR": ""}, "SKINSCAN_DATA_DIR: expected a path, not an empty value"),
@@ -124,15 +124,40 @@ def test_a_config_file_that_is_not_utf8_or_is_a_directory_is_one_line(tmp_path: 
         load_config(tmp_path, environ={})
 
 
-def test_the_languages_are_the_touchscreens_strings_files() -> None:
+def _strings_files() -> set[str]:
     from importlib import resources
 
-    from kiosk.config import LANGUAGES
-
     files = resources.files("kiosk.ui").joinpath("strings")
-    assert sorted(LANGUAGES) == sorted(
-        f.name[:-5] for f in files.iterdir() if f.name.endswith(".json")
-    )
+    return {f.name.removesuffix(".json") for f in files.iterdir() if f.name.endswith(".json")}
+
+
+def test_the_config_accepts_exactly_the_languages_that_have_strings_files() -> None:
+    shipped = _strings_files()
+    assert {"en", "fr", "ar"} <= shipped
+    for language in sorted(shipped):
+        assert load_config(None, environ={"SKINSCAN_LANGUAGE": language}).language == language
+    for language in ("de", "EN", "fr-CA", ""):
+        with pytest.raises(ConfigError) as refused:
+            load_config(None, environ={"SKINSCAN_LANGUAGE": language})
+        message = str(refused.value)
+        assert "\n" not in message
+        listed = message.partition("; use one of ")[2]
+        assert listed.startswith("en, ") and set(listed.split(", ")) == shipped, message
+
+
+def test_a_language_the_ui_gains_is_accepted_with_no_change_to_the_config(monkeypatch) -> None:
+    # As if kiosk/ui/strings/de.json (and German advice texts) had been added.
+    from types import MappingProxyType
+
+    from kiosk.live import triage
+    from kiosk.ui import i18n
+
+    tables, advice = i18n._tables(), triage.languages()
+    monkeypatch.setattr(i18n, "_tables", lambda: MappingProxyType({**tables, "de": tables["en"]}))
+    monkeypatch.setattr(triage, "languages", lambda: (*advice, "de"))
+    assert load_config(None, environ={"SKINSCAN_LANGUAGE": "de"}).language == "de"
+    with pytest.raises(ConfigError, match=r"use one of en, ar, de, fr$"):
+        load_config(None, environ={"SKINSCAN_LANGUAGE": "nl"})
 
 
 @pytest.mark.parametrize("camera", ["opencv", "Auto", " demo", "opencv:0", "replay:/clips/a.avi"])

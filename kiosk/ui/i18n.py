@@ -42,7 +42,8 @@ def _tables() -> MappingProxyType[str, MappingProxyType[str, str]]:
 
 
 def ui_languages() -> tuple[str, ...]:
-    """Languages that have both UI strings and advice texts, English first."""
+    """Languages that have both UI strings and advice texts, English first. The one list of the
+    kiosk's languages: the `language` setting is checked against it (kiosk.config)."""
     both = set(_tables()) & set(triage.languages())
     return (FALLBACK, *sorted(both - {FALLBACK}))
 
