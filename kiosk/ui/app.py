@@ -103,6 +103,7 @@ class App:
         self._counts = Counts()
         self._counts_at: float | None = None
         self.last_input = clock()
+        self.shown_at = clock()  # when the current screen was entered
         self.frame_ms: deque[float] = deque(maxlen=600)
 
     # ---- navigation and state -------------------------------------------------------------
@@ -111,6 +112,7 @@ class App:
         self.modal = None
         self.pressed = None
         self.screen = self.screens[name]
+        self.shown_at = self.clock()
         self.screen.enter(**options)
 
     def open_keyboard(self, keyboard: Keyboard) -> None:
@@ -166,10 +168,16 @@ class App:
             self._handle(press.kind, press.pos)
         if self.screen.locks_when_idle and self.clock() - self.last_input > IDLE_LOCK_S:
             self.go("scan")
+        # May leave the screen: the screen then on show reads its data before it is drawn.
+        self.screen.idle(self.untouched_s())
         self.screen.update()
         self.draw()
         self.frame_ms.append((time.perf_counter() - started) * 1000)
         return self.running
+
+    def untouched_s(self) -> float:
+        """How long the current screen has been on show without a touch."""
+        return self.clock() - max(self.last_input, self.shown_at)
 
     def draw(self) -> Ui:
         ui = Ui(self.surface, self.painter, self.strings, self.pressed)

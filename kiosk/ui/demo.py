@@ -18,7 +18,16 @@ from kiosk.live.evidence import Evidence
 from kiosk.live.frames import Frame
 from kiosk.live.pipeline import Snapshot
 from kiosk.live.triage import Verdict
-from kiosk.live.vision import GuideBox, QualityIssue, QualityReport, crop_rect, to_model_input
+from kiosk.live.vision import (
+    GuideBox,
+    PictureKind,
+    QualityIssue,
+    QualityReport,
+    crop_rect,
+    dermoscope_field,
+    field_rect,
+    to_model_input,
+)
 from kiosk.model.conditions import CONDITIONS
 from kiosk.model.decision import Decision, Thresholds, decide
 
@@ -40,6 +49,15 @@ def skin_picture(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarr
     spot = np.clip((edge - radius) / 6.0, 0.0, 1.0)[..., None]
     img = img * (1 - spot) + np.array([96, 58, 44], np.float32) * spot
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def dermoscope_picture(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:
+    """The skin picture as a 4:3 camera sees it through a clip-on dermoscope: a circle of skin
+    inscribed in the frame's height, black around it."""
+    img = skin_picture(width, height, seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    img[np.hypot(yy - height / 2, xx - width / 2) > 0.49 * height] = 0
+    return img
 
 
 def decision_for(label: str, p: float) -> Decision:
@@ -85,10 +103,13 @@ def snapshot(
     hints: tuple[str, ...] = (),
     source_kind: str = "picamera2",
     evidence: bool = True,
+    picture_kind: PictureKind | None = PictureKind.CLINICAL,
 ) -> Snapshot:
     """What the pipeline would hand out. `quality` codes on the verdict: the latest frame was
     rejected (Capture waits). `evidence`: a classified frame of this scene exists (its picture
-    is the guide box of `image`); False: the scene has none yet (Capture says "hold still")."""
+    is what the pipeline's crop rule reads of `image`: the guide box of a clinical picture, the
+    dermoscope's field otherwise); False: the scene has none yet (Capture says "hold still").
+    `picture_kind` None: the lens mode "off" (replays, the demo clip)."""
     picture = skin_picture() if image is None else image
     frame = Frame(picture, timestamp=0.0, sequence=1) if source.state == "live" else None
     rejected = tuple(QualityIssue(c) for c in (verdict.quality if verdict else ()))
@@ -96,7 +117,10 @@ def snapshot(
     kept: Evidence | None = None
     if evidence and frame is not None and verdict is not None and verdict.decision is not None:
         h, w = picture.shape[:2]
-        box = GuideBox().rect(w, h)
+        if picture_kind == PictureKind.CLINICAL:
+            box = GuideBox().rect(w, h)
+        else:  # the field: inside the dermoscope's circle, or the centre square
+            box = field_rect(dermoscope_field(picture), w, h)
         kept = Evidence(
             frame=frame,
             crop_box=box,
@@ -105,8 +129,8 @@ def snapshot(
             verdict=verdict,
             provenance=Provenance(
                 source=source_kind,
-                lens="auto",
-                picture_kind="clinical",
+                lens="auto" if picture_kind is not None else "off",
+                picture_kind=str(picture_kind) if picture_kind is not None else "",
                 crop_box=box,
                 frame_size=(w, h),
                 frames_averaged=verdict.frames_used,
@@ -119,6 +143,7 @@ def snapshot(
         source,
         frames_seen=40,
         frames_gated=32,
+        picture_kind=picture_kind,
         hints=hints,
         evidence=kept,
         quality=quality if frame is not None else None,

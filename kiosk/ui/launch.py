@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kiosk.cases.sync import SyncService
     from kiosk.config import KioskConfig
     from kiosk.live.camera import ResilientSource
+    from kiosk.live.frames import Frame
     from kiosk.live.pipeline import LivePipeline, Snapshot
     from kiosk.live.vision import GuideBox
     from kiosk.model.classifier import Classifier
@@ -56,6 +57,11 @@ class SwitchablePipeline:
     def reset(self) -> None:
         with self._lock:
             self.current.reset()
+
+    def crop_box(self, frame: Frame) -> tuple[int, int, int, int]:
+        """What the model reads of `frame` (the scan screen marks it on the preview)."""
+        with self._lock:
+            return self.current.crop_box(frame)
 
     # What telemetry reads, always from the camera in use now (Settings may switch it).
     @property

@@ -19,6 +19,7 @@ import pygame
 from kiosk.cases.store import CaseStore, DiskFullError
 from kiosk.cases.sync_status import SyncProblem, SyncStatus
 from kiosk.config import KioskConfig
+from kiosk.live.vision import PictureKind
 from kiosk.ui import demo
 from kiosk.ui.app import App, Services
 from kiosk.ui.canvas import Button
@@ -69,7 +70,11 @@ def _states(
     ) -> Callable[[], None]:
         def enter() -> None:
             app.go("scan")
-            pipeline.snap = demo.snapshot(verdict, hints=hints, source_kind=source_kind)
+            # The demo clip runs with the lens mode "off": the model reads its centre square.
+            kind = None if source_kind == "demo" else PictureKind.CLINICAL
+            pipeline.snap = demo.snapshot(
+                verdict, hints=hints, source_kind=source_kind, picture_kind=kind
+            )
             app.capture = capture_from(pipeline.snap)  # as the Capture button takes it
             app.go("report")
 
@@ -98,6 +103,10 @@ def _states(
             app.go("receipt", case_id=case_ids[1 if confirm else 0], confirm=confirm)
 
         return enter
+
+    def receipt_hidden() -> None:
+        receipt(confirm=True)()
+        app.screens["receipt"].hidden = True  # left alone before the code was noted
 
     def picture() -> None:
         report(demo.verdict_for("melanoma", 0.71))()
@@ -172,7 +181,7 @@ def _states(
         "scan_urgent": scan(demo.verdict_for("melanoma", 0.66, stable=False)),
         "scan_no_camera": scan(None, source=demo.LOST),
         "scan_hold_still": scan(demo.verdict_for("eczema", 0.6, stable=False), evidence=False),
-        "scan_demo": scan(demo.verdict_for("acne", 0.8), source_kind="demo"),
+        "scan_demo": scan(demo.verdict_for("acne", 0.8), source_kind="demo", picture_kind=None),
         "report_demo": report(demo.verdict_for("acne", 0.8), source_kind="demo"),
         "report": report(demo.verdict_for("eczema", 0.82)),
         "report_urgent": report(demo.verdict_for("melanoma", 0.71), hints=("attach_dermoscope",)),
@@ -216,6 +225,15 @@ def _states(
         "settings_exit": settings_exit,
         "pin_typing": pin_typing,
         "queue_full_pictures": queue_full_pictures,
+        # What the model reads: through the dermoscope, the square inside its circle; with the
+        # lens mode "off", the centre square (corner marks, no guide box to move).
+        "scan_dermoscope": scan(
+            demo.verdict_for("dermatofibroma", 0.78),
+            image=demo.dermoscope_picture(),
+            picture_kind=PictureKind.DERMOSCOPIC,
+        ),
+        "scan_field_aim": scan(None, picture_kind=None),
+        "receipt_urgent_hidden": receipt_hidden,
     }
 
 

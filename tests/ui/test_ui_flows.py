@@ -498,6 +498,82 @@ def test_an_urgent_case_without_a_reference_needs_the_code(kiosk: Kiosk) -> None
     assert any(code in t for t in texts(app))  # Cases lists it by its code
 
 
+def _touch_nothing(app: App) -> None:
+    """A touch that hits no button (the receipt's header)."""
+    pygame.event.post(_finger(pygame.FINGERDOWN, (400, 30)))
+    pygame.event.post(_finger(pygame.FINGERUP, (400, 30)))
+    app.step(pygame.event.get())
+
+
+def test_a_receipt_left_alone_goes_back_to_scan(kiosk: Kiosk) -> None:
+    from kiosk.cases.case_code import case_code
+    from kiosk.ui.screens.receipt import RECEIPT_IDLE_S
+
+    app = kiosk.app
+    _save_from_scan(app, demo.verdict_for("eczema", 0.82))
+    tap(app, "patient_ref")
+    type_text(app, "cl 9")
+    tap(app, "key:done")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    code = case_code(kiosk.store.list_cases()[0].case_id)
+    kiosk.clock.now += RECEIPT_IDLE_S - 5
+    _touch_nothing(app)  # a touch starts the count again
+    kiosk.clock.now += RECEIPT_IDLE_S - 5
+    app.step()
+    assert app.screen.name == "receipt" and code in texts(app)
+    kiosk.clock.now += 6
+    app.step()
+    # Where "Next patient" goes: a clean scan, nothing of the patient on screen.
+    assert app.screen.name == "scan"
+    assert app.capture is None
+    assert not any(code in t or "CL 9" in t for t in texts(app))
+    assert kiosk.pipeline.resets == 1  # the scan was started afresh when the case was saved
+    tap(app, "tab:cases")
+    assert any(code in t for t in texts(app))  # the case is there by its code
+
+
+def test_an_urgent_receipt_left_alone_hides_the_code_until_shown_and_noted(
+    kiosk: Kiosk,
+) -> None:
+    from kiosk.cases.case_code import case_code
+    from kiosk.model.conditions import Urgency
+    from kiosk.ui.screens.receipt import RECEIPT_IDLE_S
+
+    app, store = kiosk.app, kiosk.store
+    _save_from_scan(app, demo.verdict_for("melanoma", 0.71))
+    tap(app, "use_code")
+    tap(app, "save")
+    settle(app, lambda: app.screen.name == "receipt")
+    (case,) = store.list_cases()
+    code = case_code(case.case_id)
+    melanoma = app.strings.condition("melanoma")
+    kiosk.clock.now += RECEIPT_IDLE_S + 1
+    app.step()
+    # Not left (the code must still be confirmed as written down), but nothing of the patient
+    # shows: no code, no result, no urgency colour; still no tab bar to slip away through.
+    assert app.screen.name == "receipt"
+    shown = texts(app)
+    assert not any(code in t or melanoma in t for t in shown), shown
+    assert app.strings.t("receipt.hidden") in shown
+    assert app.surface.get_at((5, 5))[:3] != theme.URGENCY_STYLES[Urgency.URGENT].background
+    names = [b.name for b in app.last_ui.buttons]
+    assert names == ["receipt:show"], names
+    kiosk.clock.now += 3600  # it stays hidden, and stays, however long
+    app.step()
+    assert app.screen.name == "receipt" and not any(code in t for t in texts(app))
+    tap(app, "receipt:show")
+    assert code in texts(app)
+    assert app.button("receipt:done").label == app.strings.t("receipt.wrote_it")
+    kiosk.clock.now += RECEIPT_IDLE_S + 1  # left alone again: hidden again
+    app.step()
+    assert not any(code in t for t in texts(app))
+    tap(app, "receipt:show")
+    tap(app, "receipt:done")
+    assert app.screen.name == "queue"
+    assert any(code in t for t in texts(app))
+
+
 def test_an_urgent_case_with_a_reference_saves_without_the_code_step(kiosk: Kiosk) -> None:
     app, store = kiosk.app, kiosk.store
     _save_from_scan(app, demo.verdict_for("melanoma", 0.71))

@@ -58,6 +58,9 @@ STATES = (
     "settings_exit",
     "pin_typing",
     "queue_full_pictures",
+    "scan_dermoscope",
+    "scan_field_aim",
+    "receipt_urgent_hidden",
 )
 # Laid out in the same place in every language: a keyboard and a keypad keep their physical
 # order (and a keypad sits at the end side as a block).
@@ -280,3 +283,22 @@ def test_the_pin_pad_does_not_show_how_long_the_pin_is(shots: list[RenderedScree
         row = [tuple(image.get_at((x, 100)))[:3] for x in xs]
         runs = sum(1 for a, b in itertools.pairwise(row) if a != theme.TEXT and b == theme.TEXT)
         assert runs == 6, (shot.language, runs)  # one dot per digit typed, nothing else
+
+
+def test_a_hidden_receipt_shows_nothing_of_the_patient(shots: list[RenderedScreen]) -> None:
+    """Left alone before its code was noted: no code, no result, no urgency colour."""
+    for shot in _shots_of(shots, "receipt_urgent_hidden"):
+        strings = Strings.for_language(shot.language)
+        shown = " ".join(r.text for r in shot.texts)
+        assert not re.findall(rf"\b[{ALPHABET}]{{6}}\b", shown), shot.language
+        assert strings.condition("melanoma") not in shown, shot.language
+        assert strings.t("receipt.hidden") in shown, shot.language
+        assert theme.DANGER not in _colours(shot), f"{shot.language}: the urgent colour"
+        assert [b.name for b in shot.buttons] == ["receipt:show"]
+
+
+def test_where_the_field_is_read_the_hint_says_so(shots: list[RenderedScreen]) -> None:
+    for shot in _shots_of(shots, "scan_field_aim"):  # the lens mode "off", nothing read yet
+        strings = Strings.for_language(shot.language)
+        shown = [r.text for r in shot.texts]
+        assert strings.t("scan.aim_field") in shown and strings.t("scan.aim") not in shown

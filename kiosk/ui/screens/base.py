@@ -25,6 +25,10 @@ class Screen:
     def enter(self, **options: object) -> None:
         """Called each time the screen is shown."""
 
+    def idle(self, untouched_s: float) -> None:
+        """Called every frame before `update` with how long the screen has been on show without
+        a touch (a screen that must not stay up unattended leaves or hides itself here)."""
+
     def update(self) -> None:
         """Called every frame before drawing (read the data the frame shows)."""
 

@@ -4,6 +4,13 @@ Every case gets the code (kiosk.cases.case_code): it is how the health worker fi
 in Cases and the Inbox, and how a specialist's call back is matched to a person. An urgent case
 saved without a reference must be traceable by the code alone, so its button says "I wrote the
 code down" and this screen has no tab bar to slip away through.
+
+Left alone (RECEIPT_IDLE_S without a touch) it does not keep a patient's code and result on a
+public screen. Most receipts go back to Scan, as "Next patient" does (the scan was started
+afresh when the case was saved; the case is in Cases by its code). An urgent receipt still
+waiting for "I wrote the code down" stays, with the code and the result hidden: leaving would
+skip the one step that makes sure the patient takes the code home, so whoever comes back shows
+the code again with one tap and confirms it as before. Nothing of the patient shows meanwhile.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ if TYPE_CHECKING:
     from kiosk.ui.canvas import Ui
 
 CODE_SIZE = 64  # design units: read across a desk
+RECEIPT_IDLE_S = 120.0  # untouched this long: leave (or hide the code while it must be noted)
 
 
 class ReceiptScreen(Screen):
@@ -30,13 +38,26 @@ class ReceiptScreen(Screen):
         super().__init__(app)
         self.case: Case | None = None
         self.confirm = False  # an urgent case without a reference: the code must be noted
+        self.hidden = False  # left alone while the code must be noted: code and result hidden
 
     def enter(self, **options: object) -> None:
         self.confirm = bool(options.get("confirm", False))
+        self.hidden = False
         try:
             self.case = self.app.services.store.get(str(options["case_id"]))
         except CaseNotFoundError:
             self.case = None
+
+    def idle(self, untouched_s: float) -> None:
+        if untouched_s <= RECEIPT_IDLE_S or self.hidden:
+            return
+        if self.confirm:
+            self.hidden = True  # the code waits for "I wrote the code down", out of sight
+        else:
+            self.next_patient()
+
+    def show(self) -> None:
+        self.hidden = False
 
     def next_patient(self) -> None:
         self.app.go("scan")
@@ -49,6 +70,9 @@ class ReceiptScreen(Screen):
         case = self.case
         if case is None:
             self.app.go("queue")
+            return
+        if self.hidden:
+            self._draw_hidden(ui)
             return
         W = ui.W  # noqa: N806
         try:
@@ -136,4 +160,42 @@ class ReceiptScreen(Screen):
             self.done,
             style="primary",
             icon="box_checked" if self.confirm else "list",
+        )
+
+    def _draw_hidden(self, ui: Ui) -> None:
+        """The receipt left alone before the code was noted: no code, no result, no urgency
+        colour; one button shows it all again."""
+        W = ui.W  # noqa: N806
+        ui.fill(ui.rect(0, 0, W, 64), theme.PANEL)
+        ui.fill(ui.rect(0, 63, W, 1), theme.LINE)
+        ui.icon("lock", ui.rect(MARGIN + 6, 14, 36, 36), theme.TEXT)
+        ui.text(
+            ui.t("receipt.title"),
+            ui.rect(MARGIN + 54, 6, W - 2 * MARGIN - 60, 52),
+            size=theme.HEAD,
+            min_size=theme.SMALL,
+            bold=True,
+            valign="middle",
+        )
+        box = ui.rect(MARGIN + 90, 114, W - 2 * MARGIN - 180, 200)
+        ui.fill(box, theme.PANEL, radius=10)
+        ui.fill(box, theme.LINE, radius=10, width=3)
+        icon = ui.rect(0, 0, 56, 56)
+        icon.center = (box.centerx, box.top + ui.px(46))
+        ui.icon("lock", icon, theme.MUTED)
+        ui.text(
+            ui.t("receipt.hidden"),
+            ui.rect(MARGIN + 110, 114 + 84, W - 2 * MARGIN - 220, 108),
+            size=theme.BODY,
+            min_size=theme.MIN,
+            align="center",
+        )
+        w = 340
+        ui.button(
+            "receipt:show",
+            ui.rect(W - MARGIN - w, ui.H - MARGIN - 66, w, 66),
+            ui.t("receipt.show"),
+            self.show,
+            style="primary",
+            icon="review",
         )

@@ -1,4 +1,13 @@
-"""Scan: the live preview with its guide box, quality hints, the current best match, Capture."""
+"""Scan: the live preview with what the model reads marked on it, quality hints, the current best
+match, Capture.
+
+The mark is the pipeline's crop rule (kiosk.live.pipeline), not a decoration: an ordinary
+close-up (clinical) is read inside the guide box, which a tap moves; through the dermoscope, or
+with the lens mode "off" (replays, the demo clip), the model reads the field (the square inside
+the dermoscope's circle, or the picture's centre square), whatever the guide box says. There the
+preview shows four corner marks around that square and dims what lies outside it, instead of a
+box that moving would not change.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ import pygame
 
 from kiosk.live.camera import MESSAGES as CAMERA_MESSAGES
 from kiosk.live.triage import advice_for, quality_hint
+from kiosk.live.vision import PictureKind, centre_square_rect
 from kiosk.model.conditions import Urgency
 from kiosk.ui import theme
 from kiosk.ui.capture import Readiness, capture_from, readiness
@@ -25,6 +35,8 @@ PANEL_W = 250  # design units: the result panel beside the preview
 # A Capture press made before the verdict is steady waits this long for it (3 frames at
 # 15 fps take 0.2 s; longer means the camera is moving, and the press is dropped).
 PENDING_CAPTURE_S = 2.0
+FIELD_CORNER = 0.18  # each corner mark's arm, as a share of the read square's side
+FIELD_DIM = 120  # alpha of the shade over what the model does not read (0-255)
 _MESSAGE_KEYS = {message: key for key, message in CAMERA_MESSAGES.items()}
 
 
@@ -79,9 +91,13 @@ class ScanScreen(Screen):
             self.app.notify(self.app.strings.t(reason))
 
     def tap(self, pos: tuple[int, int]) -> None:
-        """A tap on the preview moves the guide box there (the model reads what is inside)."""
+        """A tap on the preview moves the guide box there (the model reads what is inside).
+        While the model reads the whole field the box is not drawn, and a tap moves nothing."""
         pipeline = self.app.services.pipeline
         r = self._preview_rect
+        snap = self.snapshot or pipeline.snapshot()
+        if field_read(pipeline, snap) is not None:
+            return
         if r.width and r.collidepoint(pos) and hasattr(pipeline, "guide"):
             fx, fy = (pos[0] - r.left) / r.width, (pos[1] - r.top) / r.height
             pipeline.guide = pipeline.guide.at(fx, fy)
@@ -114,7 +130,7 @@ class ScanScreen(Screen):
                 self._preview_key = key
             ui.surface.blit(self._preview, rect)
             self._preview_rect = rect
-            self._draw_guide(ui, rect)
+            self._draw_guide(ui, snap, rect)
         if not live:
             key = _MESSAGE_KEYS.get(snap.source.message, snap.source.state)
             text = ui.t(f"camera.{key}") if ui.strings.has(f"camera.{key}") else snap.source.message
@@ -128,8 +144,21 @@ class ScanScreen(Screen):
             return
         self._draw_hint(ui, snap, area)
 
-    def _draw_guide(self, ui: Ui, preview: pygame.Rect) -> None:
-        guide = getattr(self.app.services.pipeline, "guide", None)
+    def _draw_guide(self, ui: Ui, snap: Snapshot, preview: pygame.Rect) -> None:
+        pipeline = self.app.services.pipeline
+        read = field_read(pipeline, snap)
+        if read is not None:  # the field is read: mark its corners, no box to aim
+            fx, fy, fw, fh = read
+            square = pygame.Rect(
+                preview.left + round(fx * preview.width),
+                preview.top + round(fy * preview.height),
+                round(fw * preview.width),
+                round(fh * preview.height),
+            )
+            _dim_outside(ui, preview, square)
+            _draw_corners(ui, square)
+            return
+        guide = getattr(pipeline, "guide", None)
         if guide is None:
             return
         x, y, w, h = guide.rect(preview.width, preview.height)
@@ -144,7 +173,8 @@ class ScanScreen(Screen):
         if codes:
             text = quality_hint(codes[0], ui.strings.language)
         elif verdict is None or verdict.decision is None:
-            text = ui.t("scan.aim")
+            field = field_read(self.app.services.pipeline, snap) is not None
+            text = ui.t("scan.aim_field" if field else "scan.aim")
         else:
             return
         strip = pygame.Rect(area.left, area.bottom - ui.px(74), area.width, ui.px(74))
@@ -254,6 +284,64 @@ _READINESS_KEYS = {
     Readiness.REJECTED: "scan.capture_wait_quality",
     Readiness.HOLD_STILL: "scan.hold_still",
 }
+
+
+def field_read(pipeline, snap: Snapshot) -> tuple[float, float, float, float] | None:
+    """What the model reads of the latest frame when it is not the guide box: (x, y, w, h) as
+    fractions of the frame, or None when the guide box is read (a clinical picture) or there is
+    no frame. Through the dermoscope, or with the lens mode "off", it is the field: the square
+    inside the dermoscope's circle, or the frame's centre square (kiosk.live.pipeline)."""
+    frame = snap.frame
+    if frame is None or snap.picture_kind == PictureKind.CLINICAL:
+        return None
+    h, w = frame.image.shape[:2]
+    crop_box = getattr(pipeline, "crop_box", None)
+    if callable(crop_box):  # the live pipeline: its own rule on this frame
+        x, y, bw, bh = crop_box(frame)
+    elif snap.evidence is not None:  # the crop of this scene's classified frame
+        x, y, bw, bh = snap.evidence.crop_box
+    else:
+        x, y, bw, bh = centre_square_rect(w, h)
+    return x / w, y / h, bw / w, bh / h
+
+
+def _dim_outside(ui: Ui, preview: pygame.Rect, square: pygame.Rect) -> None:
+    """Shade the preview outside `square`: what the model does not read is dimmed."""
+    parts = (
+        pygame.Rect(preview.left, preview.top, square.left - preview.left, preview.height),
+        pygame.Rect(square.right, preview.top, preview.right - square.right, preview.height),
+        pygame.Rect(square.left, preview.top, square.width, square.top - preview.top),
+        pygame.Rect(square.left, square.bottom, square.width, preview.bottom - square.bottom),
+    )
+    for part in parts:
+        part = part.clip(preview)
+        if part.width > 0 and part.height > 0:
+            shade = pygame.Surface(part.size, pygame.SRCALPHA)
+            shade.fill((*theme.OVERLAY_DARK, FIELD_DIM))
+            ui.surface.blit(shade, part)
+
+
+def _draw_corners(ui: Ui, square: pygame.Rect) -> None:
+    """Four corner marks around `square`, light on dark like the guide box's outline."""
+    arm = max(ui.px(12), round(FIELD_CORNER * min(square.width, square.height)))
+    edge, line = ui.px(2), ui.px(4)
+    for grow, colour in ((edge, theme.OVERLAY_DARK), (0, theme.GUIDE)):
+        r = square.inflate(2 * grow, 2 * grow)
+        a, t = arm + 2 * grow, line + 2 * grow
+        for x, y in (
+            (r.left, r.top),
+            (r.right - a, r.top),
+            (r.left, r.bottom - t),
+            (r.right - a, r.bottom - t),
+        ):
+            ui.surface.fill(colour, pygame.Rect(x, y, a, t))
+        for x, y in (
+            (r.left, r.top),
+            (r.right - t, r.top),
+            (r.left, r.bottom - a),
+            (r.right - t, r.bottom - a),
+        ):
+            ui.surface.fill(colour, pygame.Rect(x, y, t, a))
 
 
 def _notice(decision) -> tuple[Urgency, str] | None:
