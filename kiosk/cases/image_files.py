@@ -25,7 +25,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,12 @@ def sidecar_name(case_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Listing:
+    case_ids: tuple[str, ...]  # committed pictures, sorted
+    temp_files: tuple[str, ...]  # names of writes in progress or crashed (any age)
+
+
+@dataclass(frozen=True)
 class ImageFolder:
     path: Path
 
@@ -55,14 +61,22 @@ class ImageFolder:
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
+    def listing(self) -> Listing:
+        """One pass over the folder (on an SD card with thousands of cases, each pass costs)."""
+        case_ids, temp_files = [], []
+        with os.scandir(self.path) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                if m := _CASE_FILE.match(entry.name):
+                    case_ids.append(m.group(1))
+                elif _TEMP_FILE.match(entry.name):
+                    temp_files.append(entry.name)
+        return Listing(tuple(sorted(case_ids)), tuple(temp_files))
+
     def committed_case_ids(self) -> list[str]:
         """Case ids of every committed picture in the folder, sorted."""
-        out = []
-        for entry in os.scandir(self.path):
-            m = _CASE_FILE.match(entry.name)
-            if m and entry.is_file(follow_symlinks=False):
-                out.append(m.group(1))
-        return sorted(out)
+        return list(self.listing().case_ids)
 
     def write_sidecar(self, case_id: str, record: dict[str, Any]) -> None:
         body = {"format": SIDECAR_FORMAT, **record}
@@ -91,39 +105,34 @@ class ImageFolder:
             yield
 
     @contextlib.contextmanager
-    def _locked(self, operation: int) -> Iterator[bool]:
+    def exclusive_lock(self) -> Iterator[None]:
+        """Held by cleanup and by the store's consistency check on open (and by recovery):
+        no save in any process is between its first file and its row commit meanwhile."""
+        with self._locked(fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, operation: int) -> Iterator[None]:
         fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
+            fcntl.flock(fd, operation)
             try:
-                fcntl.flock(fd, operation)
-                locked = True
-            except BlockingIOError:
-                locked = False
-            try:
-                yield locked
+                yield
             finally:
-                if locked:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
-    @contextlib.contextmanager
-    def exclusive_lock(self, wait: bool = True) -> Iterator[bool]:
-        """Yields whether the lock was taken (always True when `wait`)."""
-        with self._locked(fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)) as locked:
-            yield locked
-
-    def remove_stale_temp_files(self, now: float | None = None) -> int:
-        """Delete crashed writes: temp files of the store's own pattern older than
-        TEMP_MAX_AGE_S. The caller holds exclusive_lock()."""
-        now = time.time() if now is None else now
+    def remove_stale_temp_files(self, names: Iterable[str]) -> int:
+        """Delete crashed writes among `names` (Listing.temp_files): those older than
+        TEMP_MAX_AGE_S. The caller holds exclusive_lock() and listed them under it."""
+        now = time.time()
         removed = 0
-        for entry in os.scandir(self.path):
-            if not _TEMP_FILE.match(entry.name) or not entry.is_file(follow_symlinks=False):
-                continue
+        for name in names:
+            path = self.path / name
             with contextlib.suppress(FileNotFoundError):
-                if now - entry.stat(follow_symlinks=False).st_mtime > TEMP_MAX_AGE_S:
-                    Path(entry.path).unlink()
+                if now - path.lstat().st_mtime > TEMP_MAX_AGE_S:
+                    path.unlink()
                     removed += 1
         return removed
 

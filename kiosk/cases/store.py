@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from kiosk.cases.cloud_schema import AUTHOR_DERMATOLOGIST, AUTHOR_HEALTH_WORKER
-from kiosk.cases.image_files import ImageFolder, hold_in_use, image_name
+from kiosk.cases.image_files import ImageFolder, Listing, hold_in_use, image_name
 from kiosk.cases.provenance import Provenance
 from kiosk.errors import SkinscanError
 from kiosk.files import atomic_write_bytes
@@ -366,26 +366,39 @@ class CaseStore:
         self._in_use = hold_in_use(self.db_path)
         try:
             if new_database_ok:
-                self._open_checked(new_database_ok=True)
+                self._connect()
+                self._check_files(self.folder.listing(), new_database_ok=True)
                 return
+            # An existing database is opened (and quick_check'ed: it reads every page, seconds
+            # on a big one) before the exclusive lock, which would hold up every save in the
+            # other processes meanwhile; in WAL mode reading blocks no writer.
+            existing = bool(self._database_size())
+            if existing:
+                self._connect()
             # Saves hold the shared lock from their first file to their commit: under the
             # exclusive lock, pictures and rows are consistent, so a picture of a save in
             # flight in another process is never taken for a lost case (nor for garbage).
             with self.folder.exclusive_lock():
-                self._open_checked(new_database_ok=False)
+                listing = self.folder.listing()
+                if not existing:
+                    # Whether a database may be made depends on the pictures: decided with
+                    # both seen under the lock (its quick_check is instant).
+                    self._refuse_new_database_over_pictures(listing.case_ids)
+                    self._connect()
+                self._check_files(listing, new_database_ok=False)
         except BaseException:
-            os.close(self._in_use)  # a store that did not open holds nothing
+            # A store that did not open holds nothing (closing twice is harmless).
+            if hasattr(self, "_db"):
+                self._db.close()
+            os.close(self._in_use)
             raise
 
-    def _open_checked(self, new_database_ok: bool) -> None:
-        if not new_database_ok:
-            self._refuse_new_database_over_pictures()
-        self._db = self._connect()
-        rows = self._query("SELECT case_id FROM cases")
-        known = {r["case_id"] for r in rows}
-        pictures = self.folder.committed_case_ids()
+    def _check_files(self, listing: Listing, new_database_ok: bool) -> None:
+        """Pictures against rows, then cleanup, from one listing of the folder taken under
+        its exclusive lock (recovery, the one caller with `new_database_ok`, holds it)."""
+        known = {r["case_id"] for r in self._query("SELECT case_id FROM cases")}
+        pictures = listing.case_ids
         if not new_database_ok and pictures and not known:
-            self._db.close()
             raise StoreNeedsRecoveryError(
                 f"the case database {self.db_path} holds no cases but {len(pictures)} case "
                 f"pictures are in {self.images_dir}: nothing was deleted. Run `kiosk cases "
@@ -399,7 +412,7 @@ class CaseStore:
                 "%d case picture(s) have no record in the database; run `kiosk cases recover`",
                 len(self.unrecorded_pictures),
             )
-        self._remove_retired_files()
+        self._remove_retired_files(listing)
 
     def _prepare_folders(self) -> None:
         """The data and image folders, private (health data: only the kiosk's own user may
@@ -424,21 +437,23 @@ class CaseStore:
                     "neither saved nor read safely (check its owner and permissions)"
                 )
 
-    def _refuse_new_database_over_pictures(self) -> None:
+    def _database_size(self) -> int | None:
+        """The database file's size in bytes; None when there is none."""
         try:
-            size: int | None = self.db_path.stat().st_size
+            return self.db_path.stat().st_size
         except FileNotFoundError:
-            size = None
-        if size:
+            return None
+
+    def _refuse_new_database_over_pictures(self, pictures: tuple[str, ...]) -> None:
+        size = self._database_size()
+        if size or not pictures:
             return
-        pictures = self.folder.committed_case_ids()
-        if pictures:
-            state = "missing" if size is None else "empty"
-            raise StoreNeedsRecoveryError(
-                f"the case database {self.db_path} is {state} but {len(pictures)} case pictures "
-                f"are in {self.images_dir}: nothing was deleted and no new database was made. "
-                "Run `kiosk cases recover` to rebuild the records from the pictures."
-            )
+        state = "missing" if size is None else "empty"
+        raise StoreNeedsRecoveryError(
+            f"the case database {self.db_path} is {state} but {len(pictures)} case pictures "
+            f"are in {self.images_dir}: nothing was deleted and no new database was made. "
+            "Run `kiosk cases recover` to rebuild the records from the pictures."
+        )
 
     def _connect(self) -> sqlite3.Connection:
         # The database file is made private before SQLite opens it; its WAL files inherit that.
@@ -543,11 +558,11 @@ class CaseStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def _remove_retired_files(self) -> None:
+    def _remove_retired_files(self, listing: Listing) -> None:
         """Delete only what is provably garbage: crashed temp writes past their age, and the
         files of cases whose row says retention removed them (a crash between the row update
-        and the unlink leaves them behind)."""
-        self.folder.remove_stale_temp_files()  # the caller holds the folder's lock
+        and the unlink leaves them behind). The caller holds the folder's lock."""
+        self.folder.remove_stale_temp_files(listing.temp_files)
         retired = self._query(
             "SELECT case_id FROM cases WHERE image_file IS NULL AND image_deleted_at IS NOT NULL"
         )
