@@ -310,17 +310,22 @@ class ModelUpdater:
         return result
 
     def _record_rejected(self, rejected: tuple[RejectedRelease, ...]) -> None:
-        """For `kiosk status`, which runs in another process."""
+        """For `kiosk status`, which runs in another process. Written only when the list
+        changed: every sync pass checks, and each rewrite wears the SD card."""
         path = self.models_dir / REJECTED_FILE
-        if not rejected and not path.exists():
+        listed = [{"version": r.version, "reason": r.reason} for r in rejected]
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            stored = {"rejected": []}  # no file says that nothing was rejected
+        except (OSError, ValueError):
+            stored = None  # damaged: written anew
+        if isinstance(stored, dict) and stored.get("rejected") == listed:
             return
         self.models_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             path,
-            {
-                "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "rejected": [{"version": r.version, "reason": r.reason} for r in rejected],
-            },
+            {"changed_at": datetime.now(UTC).isoformat(timespec="seconds"), "rejected": listed},
         )
 
     def install(self, manifest: ReleaseManifest, clients: FirebaseClients) -> Path:

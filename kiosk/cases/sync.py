@@ -80,6 +80,9 @@ log = logging.getLogger(__name__)
 
 LAST_SYNC_KEY = "sync.last_sync"
 LINK_KEY = "sync.link"  # the link's stability, for `kiosk status` (another process)
+# An unchanged link row is rewritten once this old, so that it never gets old enough for
+# stored_link_status to stop believing it.
+LINK_REFRESH_S = UNSTABLE_WINDOW_S / 2
 WATERMARK_KEY = "sync.remote_watermark"
 # Documents written in the same instant by two servers can become visible slightly out of
 # order; re-reading a minute before the watermark costs little (applying is idempotent).
@@ -865,9 +868,10 @@ class SyncService:
             bytes_sent_while_unstable=link.bytes_sent_while_unstable,
         )
         try:
-            self.store.set_value(
-                LINK_KEY, json.dumps({**link.as_dict(), "at": utc_now().isoformat()})
-            )
+            # Called on every pass: each write is a commit and an fsync on the SD card.
+            row = link.as_dict()
+            if _link_row_outdated(self.store.get_value(LINK_KEY), row):
+                self.store.set_value(LINK_KEY, json.dumps({**row, "at": utc_now().isoformat()}))
         except CaseStoreError as e:  # a status line must not stop sending
             log.warning("link status not stored: %s", e)
 
@@ -886,6 +890,22 @@ class SyncService:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _link_row_outdated(raw: str | None, link: dict[str, object]) -> bool:
+    """Whether the stored link row must be rewritten: when it says something else than
+    `link` (its time aside), or when it is old enough that stored_link_status may soon read
+    it as steady (older than UNSTABLE_WINDOW_S) while it says otherwise."""
+    try:
+        stored = json.loads(raw) if raw else None
+        at = datetime.fromisoformat(stored.pop("at"))
+        age = utc_now() - at
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return True  # none yet, damaged, or written by another version
+    if stored != link:
+        return True
+    steady = LinkMonitor().report().as_dict()  # what a row too old to count reads as
+    return stored != steady and age > timedelta(seconds=LINK_REFRESH_S)
 
 
 def stored_link_status(store: CaseStore) -> dict[str, Any]:
