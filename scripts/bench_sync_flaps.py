@@ -158,10 +158,18 @@ def main() -> int:
         arrivals = Arrivals()
         relayed: list[tuple[float, int]] = []
 
+        partial: dict[str, int] = {}
+
         def watch() -> None:
             watch_arrivals(
                 direct, store.kiosk_id, set(cases), stop, storage_relay.meter, relayed, arrivals
             )
+
+        def snapshot_partial() -> None:
+            # Bytes Storage holds of uploads still under way when the flaps end: kept by a
+            # resumable session, so not lost, though no part is complete yet.
+            link.join()
+            partial.update(partial_uploads(config, servers.storage.port))
 
         watcher = threading.Thread(target=watch, daemon=True)
         log_path = Path(tmp) / "sync.log"
@@ -180,6 +188,7 @@ def main() -> int:
                 started = time.monotonic()
                 watcher.start()
                 link.start(schedule)
+                threading.Thread(target=snapshot_partial, daemon=True).start()
                 deadline = started + args.timeout
                 while watcher.is_alive() and time.monotonic() < deadline:
                     watcher.join(timeout=0.5)
@@ -203,7 +212,14 @@ def main() -> int:
         store.close()
         direct.close()
         report = summarise(
-            args, cases, arrivals, link.log.up_intervals, flaps_end, started, relayed
+            args,
+            cases,
+            arrivals,
+            link.log.up_intervals,
+            flaps_end,
+            started,
+            relayed,
+            sum(partial.values()),
         )
         report["exactly_once_problems"] = result.problems[:20]
         report["exactly_once"] = not result.problems and len(arrivals.cases) == len(cases)
@@ -212,6 +228,33 @@ def main() -> int:
         report["sync_log_tail"] = log_path.read_text(errors="replace").splitlines()[-5:]
     print(json.dumps(report, indent=2))
     return 0 if report["exactly_once"] else 1
+
+
+def partial_uploads(config: KioskConfig, storage_port: int) -> dict[str, int]:
+    """Object path -> bytes the emulator holds under each resumable session the kiosk keeps
+    (asked directly, not through the link)."""
+    import sqlite3
+    from urllib.parse import urlsplit, urlunsplit
+
+    import requests
+
+    from kiosk.cases import resumable
+
+    db = sqlite3.connect(f"file:{config.cases_db}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT object_path, uri, total FROM upload_sessions").fetchall()
+    finally:
+        db.close()
+    held = {}
+    for path, uri, total in rows:
+        direct = urlunsplit(urlsplit(uri)._replace(netloc=f"127.0.0.1:{storage_port}"))
+        try:
+            progress = resumable.query(requests, direct, total, timeout=5)
+        except Exception:  # a finished or forgotten session holds nothing partial
+            continue
+        if progress.done is None:
+            held[path] = progress.stored
+    return held
 
 
 def fill_large(config: KioskConfig, n: int, side: int) -> CaseStore:
@@ -230,6 +273,7 @@ def summarise(
     flaps_end: float | None,
     started: float,
     relayed: list[tuple[float, int]],
+    partial_held: int,
 ) -> dict[str, object]:
     end = flaps_end if flaps_end is not None else time.monotonic()
     last = arrivals.last()
@@ -261,6 +305,11 @@ def summarise(
         "full_pictures_stored_during_flaps": sum(t <= end for t in arrivals.full.values()),
         "bytes_sent_during_flaps": sent_bytes,
         "capacity_used": round(sent_bytes / (args.rate * up_s), 3) if up_s else None,
+        # ...and with the bytes Storage holds of resumable uploads still under way then.
+        "partial_bytes_held_at_flaps_end": partial_held,
+        "capacity_used_with_partial": (
+            round((sent_bytes + partial_held) / (args.rate * up_s), 3) if up_s else None
+        ),
         "bytes_relayed_while_waiting": pushed,
         "link_utilisation": round(pushed / (args.rate * up_s), 3) if up_s else None,
         "remaining_bytes_after_flaps": remaining,

@@ -369,7 +369,9 @@ class _RelayedConnection:
             last = self._threads_left == 0
         if last:  # no thread is blocked in either socket now: closing is safe
             for s in self._sockets:
-                s.close()
+                # A socket reset by stop() while its pair was being set up may be gone.
+                with contextlib.suppress(OSError):
+                    s.close()
             self._on_closed(self)
 
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # 2: cases.provenance; 3: cases.review_unverified, messages.verified; 4: cases.full_upload,
-# full_session, full_offset
+# upload_sessions
 SCHEMA_VERSION = 4
 JPEG_QUALITY = 92
 MAX_PATIENT_REF = 32
@@ -103,6 +103,18 @@ class FullUpload(StrEnum):
 
     WAITING = "waiting"  # only the compact copy is in the cloud: the full picture is queued
     DONE = "done"  # Storage holds the full picture (or it went whole with the document)
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A GCS resumable upload under way (kiosk.cases.resumable). The URI lets whoever holds
+    it write that one object: it lives only here (the store is 0600) and is never logged."""
+
+    object_path: str
+    case_id: str
+    uri: str
+    stored: int  # bytes the server held when last asked
+    total: int
 
 
 class CaseStoreError(SkinscanError):
@@ -223,7 +235,6 @@ class Case:
     # the record, never shown as the specialist's. `review` only ever holds a verified one.
     unverified_review: Review | None = None
     full_upload: FullUpload = FullUpload.DONE  # the full picture, once the case is sent
-    full_offset: int = 0  # bytes of it the server held when last asked (resumable upload)
 
     @property
     def quarantined(self) -> bool:
@@ -315,9 +326,7 @@ CREATE TABLE IF NOT EXISTS cases (
     last_error       TEXT,
     provenance       TEXT,
     review_unverified TEXT,
-    full_upload      TEXT NOT NULL DEFAULT 'done',
-    full_session     TEXT,
-    full_offset      INTEGER NOT NULL DEFAULT 0
+    full_upload      TEXT NOT NULL DEFAULT 'done'
 );
 CREATE INDEX IF NOT EXISTS cases_queue ON cases (status, created_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -332,6 +341,13 @@ CREATE TABLE IF NOT EXISTS messages (
     verified    INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS messages_case ON messages (case_id, created_at);
+CREATE TABLE IF NOT EXISTS upload_sessions (
+    object_path TEXT PRIMARY KEY,
+    case_id     TEXT NOT NULL,
+    uri         TEXT NOT NULL,
+    stored      INTEGER NOT NULL DEFAULT 0,
+    total       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -525,8 +541,6 @@ class CaseStore:
             self._db.execute(
                 "ALTER TABLE cases ADD COLUMN full_upload TEXT NOT NULL DEFAULT 'done'"
             )
-            self._db.execute("ALTER TABLE cases ADD COLUMN full_session TEXT")
-            self._db.execute("ALTER TABLE cases ADD COLUMN full_offset INTEGER NOT NULL DEFAULT 0")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _migrate_unsigned_specialist_content(self) -> None:
@@ -744,12 +758,18 @@ class CaseStore:
         with self._transaction() as db:
             db.executemany(
                 "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL, "
-                "full_upload = ?, full_session = NULL, full_offset = 0 "
-                "WHERE case_id = ? AND status = 'saved'",
+                "full_upload = ? WHERE case_id = ? AND status = 'saved'",
                 [
                     (when, (FullUpload.WAITING if c in waiting else FullUpload.DONE).value, c)
                     for c in case_ids
                 ],
+            )
+            # Sessions kept for the picture that went whole are of no more use; a case sent as
+            # its compact copy keeps the one of its full picture.
+            db.executemany(
+                "DELETE FROM upload_sessions WHERE case_id = ? AND (NOT ? OR total != "
+                "(SELECT image_bytes FROM cases WHERE case_id = ?))",
+                [(c, c in waiting, c) for c in case_ids],
             )
 
     def pending_full_uploads(self, limit: int | None = None) -> list[Case]:
@@ -768,33 +788,41 @@ class CaseStore:
     def full_upload_backlog(self) -> tuple[int, int]:
         """(pictures, bytes) of full pictures still to send (for the screens and status)."""
         row = self._query(
-            "SELECT count(*) AS n, coalesce(sum(image_bytes - full_offset), 0) AS b FROM cases "
-            "WHERE status != 'saved' AND full_upload = 'waiting' AND quarantine_error IS NULL "
-            "AND image_file IS NOT NULL"
+            "SELECT count(*) AS n, "
+            "coalesce(sum(c.image_bytes - coalesce(u.stored, 0)), 0) AS b FROM cases c "
+            "LEFT JOIN upload_sessions u ON u.case_id = c.case_id AND u.total = c.image_bytes "
+            "WHERE c.status != 'saved' AND c.full_upload = 'waiting' "
+            "AND c.quarantine_error IS NULL AND c.image_file IS NOT NULL"
         )[0]
         return int(row["n"]), int(row["b"])
 
-    def full_session(self, case_id: str) -> str | None:
-        """The resumable-upload session of this case's full picture, if one was opened."""
-        rows = self._query("SELECT full_session FROM cases WHERE case_id = ?", (case_id,))
-        return rows[0]["full_session"] if rows else None
+    def upload_session(self, object_path: str) -> UploadSession | None:
+        """The resumable-upload session kept for this Storage object, if one was opened."""
+        rows = self._query("SELECT * FROM upload_sessions WHERE object_path = ?", (object_path,))
+        if not rows:
+            return None
+        r = rows[0]
+        return UploadSession(r["object_path"], r["case_id"], r["uri"], r["stored"], r["total"])
 
-    def set_full_session(self, case_id: str, session: str | None, offset: int = 0) -> None:
-        """Keep the session URI (before any byte is sent under it) and the server's offset;
-        None forgets it (the next attempt opens a new session from byte 0)."""
+    def keep_upload_session(self, session: UploadSession) -> None:
+        """Kept before any byte is sent under it, and again with the server's offset."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE cases SET full_session = ?, full_offset = ? WHERE case_id = ?",
-                (session, offset if session else 0, case_id),
+                "INSERT INTO upload_sessions (object_path, case_id, uri, stored, total) "
+                "VALUES (?,?,?,?,?) ON CONFLICT (object_path) DO UPDATE SET "
+                "uri = excluded.uri, stored = excluded.stored, total = excluded.total",
+                (session.object_path, session.case_id, session.uri, session.stored, session.total),
             )
+
+    def forget_upload_session(self, object_path: str) -> None:
+        """The next attempt opens a new session from byte 0."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM upload_sessions WHERE object_path = ?", (object_path,))
 
     def mark_full_uploaded(self, case_id: str) -> None:
         with self._transaction() as db:
-            db.execute(
-                "UPDATE cases SET full_upload = 'done', full_session = NULL, full_offset = 0 "
-                "WHERE case_id = ?",
-                (case_id,),
-            )
+            db.execute("UPDATE cases SET full_upload = 'done' WHERE case_id = ?", (case_id,))
+            db.execute("DELETE FROM upload_sessions WHERE case_id = ?", (case_id,))
 
     def record_upload_failure(self, case_id: str, error: str) -> None:
         with self._transaction() as db:
@@ -1139,7 +1167,6 @@ class CaseStore:
                 else None
             ),
             full_upload=FullUpload(row["full_upload"]),
-            full_offset=int(row["full_offset"]),
         )
 
     @staticmethod

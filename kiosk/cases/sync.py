@@ -70,7 +70,14 @@ from kiosk.cases.link import (
 from kiosk.cases.model_updates import ModelUpdater
 from kiosk.cases.send_window import SendWindow
 from kiosk.cases.specialist_check import message_verifies, review_verifies
-from kiosk.cases.store import Case, CaseStore, CaseStoreError, Message, utc_now
+from kiosk.cases.store import (
+    Case,
+    CaseStore,
+    CaseStoreError,
+    Message,
+    UploadSession,
+    utc_now,
+)
 from kiosk.cases.sync_status import SyncProblem, SyncStatus
 
 if TYPE_CHECKING:
@@ -431,16 +438,17 @@ class SyncService:
 
         data = self.store.read_verified_image(case)  # quarantines and raises when unusable
         compact = make_compact(data)
-        full_path = schema.case_image_path(case.kiosk_id, case.case_id)
-        if compact is None and self._link.report().unstable:
+        ids = (case.kiosk_id, case.case_id)
+        full_path = schema.case_image_path(*ids)
+        path = full_path if compact is None else schema.compact_image_path(*ids)
+        picture = data if compact is None else compact.data
+        if self._link.report().unstable or self.store.upload_session(path) is not None:
             # A flapping link cuts even a small picture now and then: resumable, a cut costs
-            # only what was in flight (one more request per picture, so only on such a link).
-            self._put_resumable(clients, case, data)
-        elif compact is None:
-            self._put_picture(clients, case, full_path, data)
+            # only what was in flight (one more request per picture, so only on such a link;
+            # and a session kept from such a time goes on where it stands).
+            self._put_resumable(clients, case, path, picture)
         else:
-            compact_path = schema.compact_image_path(case.kiosk_id, case.case_id)
-            self._put_picture(clients, case, compact_path, compact.data)
+            self._put_picture(clients, case, path, picture)
         # "Already exists": an earlier attempt created it before the kiosk could record that.
         with contextlib.suppress(AlreadyExists):
             clients.db.collection(schema.CASES).document(case.case_id).create(
@@ -533,7 +541,8 @@ class SyncService:
                 sent = self._status.bytes_sent_this_pass + n
             self._with(bytes_sent_this_pass=sent)
 
-        self._put_resumable(clients, case, data, on_bytes)
+        path = schema.case_image_path(case.kiosk_id, case.case_id)
+        self._put_resumable(clients, case, path, data, on_bytes)
         clients.db.collection(schema.CASES).document(case.case_id).update(
             {"full_image_stored": True, "full_image_stored_at": SERVER_TIMESTAMP},
             retry=_firestore_retry(),
@@ -547,55 +556,85 @@ class SyncService:
         self,
         clients: FirebaseClients,
         case: Case,
+        path: str,
         data: bytes,
         on_bytes: Callable[[int], None] | None = None,
     ) -> None:
-        """The case's full picture (`{case_id}.jpg`) by a resumable upload: from the server's
-        offset when a session is kept, else from a new session kept before the first byte.
-        Returns once Storage holds exactly these bytes."""
+        """One of the case's pictures by a resumable upload: from the server's offset when a
+        session is kept for it, else from a new session kept before the first byte. Returns
+        once Storage holds exactly these bytes."""
+        from google.api_core import exceptions as gexc
+
         total = len(data)
         http = clients.bucket.client._http  # the storage client's authorised session
         timeout = (self.config.connect_timeout_s, UPLOAD_TIMEOUT_S)
-        session = self.store.full_session(case.case_id)
+        kept = self.store.upload_session(path)
+        if kept is not None and kept.total != total:
+            kept = None  # for other bytes (cannot happen unless the picture changed): anew
         progress: resumable.Progress | None = None
-        if session is not None:
+        if kept is not None:
             try:
-                progress = resumable.query(http, session, total, timeout)
+                progress = resumable.query(http, kept.uri, total, timeout)
             except resumable.SessionGoneError:
-                session = None
+                kept = None
             else:
-                if progress.stored > case.full_offset:
+                if progress.stored > kept.stored:
                     with self._lock:
                         self._advances += 1
-                self.store.set_full_session(case.case_id, session, progress.stored)
+                kept = replace(kept, stored=progress.stored)
+                self.store.keep_upload_session(kept)
                 log.info(
-                    "case %s: full picture resumes at byte %d of %d",
+                    "case %s: %s resumes at byte %d of %d",
                     case.case_id,
+                    _part_name(path),
                     progress.stored,
                     total,
                 )
-        if session is None:
-            blob = clients.bucket.blob(schema.case_image_path(case.kiosk_id, case.case_id))
-            blob.metadata = _picture_metadata(case)
-            session = resumable.open_session(
-                blob, total, schema.IMAGE_CONTENT_TYPE, timeout, _storage_retry()
-            )
-            # Kept before the first byte goes: a cut or a kill from here on resumes.
-            self.store.set_full_session(case.case_id, session, 0)
+        if kept is None:
+            kept = self._open_session(clients, case, path, total, timeout)
             progress = resumable.Progress(stored=0)
         assert progress is not None
         if progress.done is None:
-            progress = resumable.send_from(http, session, data, progress.stored, timeout, on_bytes)
+            try:
+                progress = resumable.send_from(
+                    http, kept.uri, data, progress.stored, timeout, on_bytes
+                )
+            except gexc.BadRequest:
+                if progress.stored == 0:
+                    raise
+                # The server will not go on from the offset it reported (gcp-storage-emulator
+                # says "bytes=0-0" for a session holding nothing): once more, from byte 0.
+                log.warning(
+                    "case %s: %s not resumable at byte %d; starting again",
+                    case.case_id,
+                    _part_name(path),
+                    progress.stored,
+                )
+                kept = self._open_session(clients, case, path, total, timeout)
+                progress = resumable.send_from(http, kept.uri, data, 0, timeout, on_bytes)
             if progress.done is None:  # the server took only part: the next pass goes on
-                self.store.set_full_session(case.case_id, session, progress.stored)
+                self.store.keep_upload_session(replace(kept, stored=progress.stored))
                 raise resumable.IncompleteUploadError(
                     f"the server holds {progress.stored} of {total} bytes"
                 )
         done = progress.done
         expected_md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
         if done.get("md5Hash") != expected_md5 or str(done.get("size")) != str(total):
-            self.store.set_full_session(case.case_id, None)  # start again from byte 0
-            raise IntegrityError(f"storage holds different bytes for case {case.case_id}")
+            self.store.forget_upload_session(path)  # start again from byte 0
+            raise IntegrityError(f"storage holds different bytes for {path}")
+
+    def _open_session(
+        self, clients: FirebaseClients, case: Case, path: str, total: int, timeout: Any
+    ) -> UploadSession:
+        blob = clients.bucket.blob(path)
+        blob.metadata = _picture_metadata(case)
+        uri = resumable.open_session(
+            blob, total, schema.IMAGE_CONTENT_TYPE, timeout, _storage_retry()
+        )
+        # Kept before the first byte goes: a cut or a kill from here on resumes.
+        session = UploadSession(path, case.case_id, uri, 0, total)
+        self.store.keep_upload_session(session)
+        return session
 
     def _send_messages(self, clients: FirebaseClients, report: PassReport) -> None:
         for message in self.store.pending_messages():
@@ -942,6 +981,10 @@ def _storage_retry() -> Any:
         maximum=4.0,
         timeout=RETRY_BUDGET_S,
     )
+
+
+def _part_name(path: str) -> str:
+    return "compact copy" if path.endswith(".compact.jpg") else "full picture"
 
 
 def _picture_metadata(case: Case) -> dict[str, str]:

@@ -27,7 +27,14 @@ import pytest
 from kiosk.cases import cloud_schema as schema
 from kiosk.cases.compact import COMPACT_MAX_SIDE
 from kiosk.cases.firebase import FirebaseClients, OfflineError
-from kiosk.cases.store import CaseStatus, CaseStore, FullUpload, OnDeviceResult
+from kiosk.cases.store import (
+    Case,
+    CaseStatus,
+    CaseStore,
+    FullUpload,
+    OnDeviceResult,
+    UploadSession,
+)
 from kiosk.cases.sync import SyncService
 from kiosk.config import KioskConfig
 from tests.firebase_fixtures import FirebaseEnv
@@ -43,6 +50,12 @@ from tests.sync_faults import (
 )
 
 RESUMES = re.compile(r"full picture resumes at byte (\d+) of (\d+)")
+COMPACT_RESUMES = re.compile(r"compact copy resumes at byte (\d+) of (\d+)")
+
+
+def full_session(store: CaseStore, case: Case) -> UploadSession | None:
+    """The resumable session kept for the case's full picture."""
+    return store.upload_session(schema.case_image_path(case.kiosk_id, case.case_id))
 
 
 def on_device() -> OnDeviceResult:
@@ -148,7 +161,7 @@ def test_a_cut_in_the_middle_of_a_full_picture_resumes_from_its_offset(
     assert schema.case_image_path(case.kiosk_id, case.case_id) not in kiosk_blobs(
         cloud, case.kiosk_id
     )
-    assert link.store.full_session(case.case_id)
+    assert full_session(link.store, case)
     assert service.status().full_pictures_waiting == 1
 
     link.relay.start()
@@ -166,7 +179,7 @@ def test_a_cut_in_the_middle_of_a_full_picture_resumes_from_its_offset(
     assert hashlib.sha256(full).hexdigest() == case.image_sha256
     assert kiosk_docs(cloud, case.kiosk_id)[case.case_id]["full_image_stored"] is True
     done = link.store.get(case.case_id)
-    assert done.full_upload == FullUpload.DONE and link.store.full_session(case.case_id) is None
+    assert done.full_upload == FullUpload.DONE and full_session(link.store, case) is None
 
 
 def test_a_power_cut_during_a_full_picture_resumes_after_restart(
@@ -185,8 +198,7 @@ def test_a_power_cut_during_a_full_picture_resumes_after_restart(
         # kernel to deliver what the process had written, which on loopback is all of it).
         wait_for(
             lambda: (
-                link.store.full_session(case.case_id) is not None
-                and link.relay.meter.bytes_up > 130_000
+                full_session(link.store, case) is not None and link.relay.meter.bytes_up > 130_000
             ),
             timeout=60,
             what="the full picture under way",
@@ -234,7 +246,7 @@ def test_a_case_saved_meanwhile_goes_before_the_rest_of_the_full_pictures(
 
     def save_during_the_full_picture() -> None:
         wait_for(
-            lambda: link.store.full_session(first.case_id) is not None,
+            lambda: full_session(link.store, first) is not None,
             timeout=60,
             what="the first full picture under way",
         )
@@ -289,8 +301,8 @@ def test_a_version_3_database_counts_its_sent_cases_as_whole(kiosk_config: Kiosk
     store.mark_uploaded(sent.case_id)
     store.close()
     db = sqlite3.connect(kiosk_config.cases_db)
-    for column in ("full_upload", "full_session", "full_offset"):
-        db.execute(f"ALTER TABLE cases DROP COLUMN {column}")
+    db.execute("ALTER TABLE cases DROP COLUMN full_upload")
+    db.execute("DROP TABLE upload_sessions")
     db.execute("PRAGMA user_version=3")
     db.commit()
     db.close()
@@ -319,7 +331,7 @@ def test_on_an_unstable_link_a_small_picture_resumes_too(
         service.sync_once()
     cutter.join(timeout=30)
     assert link.store.get(case.case_id).status == CaseStatus.SAVED
-    assert link.store.full_session(case.case_id)
+    assert full_session(link.store, case)
 
     link.relay.start()
     before = link.relay.meter.bytes_up
@@ -334,5 +346,50 @@ def test_on_an_unstable_link_a_small_picture_resumes_too(
     doc = kiosk_docs(cloud, case.kiosk_id)[case.case_id]
     assert "compact_image" not in doc and doc["full_image_stored"] is True
     sent = link.store.get(case.case_id)
-    assert sent.full_upload == FullUpload.DONE and link.store.full_session(case.case_id) is None
+    assert sent.full_upload == FullUpload.DONE and full_session(link.store, case) is None
+    assert not check_exactly_once_result(link.store, cloud).problems
+
+
+def test_on_an_unstable_link_a_compact_copy_resumes_too(
+    link: Link, cloud: FirebaseClients, caplog: pytest.LogCaptureFixture
+) -> None:
+    case = link.store.save_case(large_picture(1024), on_device())
+    service = SyncService(link.config, link.store)
+    service._link.dropped()
+    service._link.dropped()
+    cutter = link.cut_after(10_000)  # inside the ~20 KB compact copy
+    with pytest.raises(OfflineError):
+        service.sync_once()
+    cutter.join(timeout=30)
+    compact_path = schema.compact_image_path(case.kiosk_id, case.case_id)
+    assert link.store.get(case.case_id).status == CaseStatus.SAVED
+    assert link.store.upload_session(compact_path) is not None
+
+    link.relay.start()
+    with caplog.at_level(logging.INFO, logger="kiosk.cases.sync"):
+        report = service.sync_once()
+    service.close()
+    assert report.uploaded == [case.case_id] and report.full_uploaded == [case.case_id]
+    [(offset, total)] = [tuple(map(int, m.groups())) for m in COMPACT_RESUMES.finditer(caplog.text)]
+    assert 0 < offset < total < case.image_bytes / 4
+    assert link.store.upload_session(compact_path) is None  # forgotten once the case is sent
+    assert not check_exactly_once_result(link.store, cloud).problems
+
+
+def test_a_session_that_holds_nothing_yet_is_resumed_in_the_same_pass(
+    link: Link, cloud: FirebaseClients
+) -> None:
+    """Cut before its first byte arrived (the bench found this): gcp-storage-emulator then
+    reports "bytes=0-0", i.e. one byte, and refuses byte 1; the kiosk must not stall on it."""
+    from kiosk.cases import resumable
+
+    case = link.store.save_case(large_picture(500), on_device())
+    path = schema.case_image_path(case.kiosk_id, case.case_id)
+    service = SyncService(link.config, link.store)
+    blob = service._connect().bucket.blob(path)
+    uri = resumable.open_session(blob, case.image_bytes, "image/jpeg", (2, 30), None)
+    link.store.keep_upload_session(UploadSession(path, case.case_id, uri, 0, case.image_bytes))
+    report = service.sync_once()
+    service.close()
+    assert report.uploaded == [case.case_id] and not report.failed
     assert not check_exactly_once_result(link.store, cloud).problems
