@@ -15,29 +15,18 @@ from pathlib import Path
 import pytest
 
 from cloud.release import generate_signing_key
-from kiosk.cases import cloud_schema as schema
 from kiosk.cases.firebase import FirebaseClients
 from kiosk.cases.link import UNSTABLE_WINDOW_S
 from kiosk.cases.model_updates import REJECTED_FILE, ModelUpdater, rejected_releases
 from kiosk.cases.store import CaseStore, utc_now
 from kiosk.cases.sync import LINK_KEY, SyncService, stored_link_status
 from kiosk.config import KioskConfig
+from tests.cases.test_model_updates import fake_release
 
 
 def unsigned_release(cloud: FirebaseClients, version: str) -> None:
     """A release document anyone with a Firestore credential could write: rejected."""
-    cloud.db.collection(schema.MODEL_RELEASES).document(version).set(
-        {
-            "version": version,
-            "model_path": f"models/{version}/skinscan_int8.tflite",
-            "model_sha256": "a" * 64,
-            "model_bytes": 1000,
-            "metadata_path": f"models/{version}/skinscan.json",
-            "metadata_sha256": "b" * 64,
-            "published_at": f"{version.replace('.', '-')}T00:00:00+00:00",
-            "signature": "bm90IGEgc2lnbmF0dXJl",
-        }
-    )
+    fake_release(cloud, version, f"{version.replace('.', '-')}T00:00:00+00:00")
 
 
 def written(path: Path) -> tuple[int, int]:
