@@ -10,6 +10,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -362,6 +363,14 @@ def test_worker_output_has_no_patient_data(clean, classifier, capsys):
         assert word not in out
 
 
+def _put_through_restart(fb, case_id: str, image) -> bool:
+    try:
+        put_case(fb, image=image, case_id=case_id)  # same id: a repeat is the same case
+    except (gexc.Cancelled, gexc.ServiceUnavailable):
+        return False
+    return True
+
+
 def test_a_running_worker_survives_a_firestore_restart(clean, classifier):
     outcomes: list = []
     worker = CaseWorker(
@@ -376,7 +385,14 @@ def test_a_running_worker_survives_a_firestore_restart(clean, classifier):
         clean.firestore.kill()  # the emulator dies (its data with it) and comes back
         time.sleep(2)
         clean.firestore.start()
-        second = put_case(clean.fb, image=sample_images()[1])
+        second = str(uuid.uuid4())
+        # The test's own client may have its first call after the restart cancelled (its
+        # channel still points at the dead server): the same document again, until it lands.
+        wait_for(
+            lambda: _put_through_restart(clean.fb, second, sample_images()[1]),
+            30,
+            "the test's write after the restart",
+        )
         wait_for(
             lambda: (case_doc(clean.fb, second) or {}).get("status") == "classified",
             60,
