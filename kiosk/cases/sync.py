@@ -224,7 +224,6 @@ class SyncService:
             SyncStatus.offline(pending=store.queue_depth()),
             last_sync=self._stored_last_sync(),
             unverified_items=store.unverified_count(),
-            full_pictures_waiting=store.full_upload_backlog()[0],
         )
 
     # ---- status -------------------------------------------------------------------------
@@ -324,7 +323,6 @@ class SyncService:
                 syncing=False,
                 pending=self.store.queue_depth(),
                 unverified_items=self.store.unverified_count(),
-                full_pictures_waiting=self.store.full_upload_backlog()[0],
             )
 
     def _upload_cases(
@@ -523,10 +521,9 @@ class SyncService:
                 if server_in_trouble(e):
                     raise ServerGaveUpError("the server kept failing (full pictures)") from e
                 # Refused or damaged on the way: the next pass tries again; the rest go on.
-                report.failed[case.case_id] = f"full picture: {type(e).__name__}: {e}"[:300]
+                # The type only: a storage error's text names the upload session's URI.
+                report.failed[case.case_id] = f"full picture: {type(e).__name__}"
                 log.warning("case %s: full picture not sent: %s", case.case_id, type(e).__name__)
-            finally:
-                self._with(full_pictures_waiting=self.store.full_upload_backlog()[0])
 
     def send_full_picture(self, clients: FirebaseClients, case: Case) -> None:
         """The full picture by a resumable upload, from where the server's copy stands; then

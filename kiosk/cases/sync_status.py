@@ -41,8 +41,6 @@ class SyncStatus:
     bytes_sent_this_pass: int = 0
     send_window: int = 1  # images on the wire at once now (adaptive, up to sync_concurrency)
     link_rate_bytes_per_s: float | None = None  # measured per-upload throughput
-    # Sent cases whose full-resolution picture is still to go (their compact copy is up).
-    full_pictures_waiting: int = 0
 
     @classmethod
     def offline(cls, pending: int = 0) -> SyncStatus:

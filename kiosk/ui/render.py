@@ -160,11 +160,12 @@ def _states(
         # Everything sent but the full pictures that follow their compact copies (last in the
         # table: it marks the demo store's cases sent).
         store = app.services.store
-        store.mark_uploaded_many([c.case_id for c in store.pending_uploads()])
+        pending = [c.case_id for c in store.pending_uploads()]
+        store.mark_uploaded_many(pending, full_waiting=pending)
         for message in store.pending_messages():
             store.mark_message_sent(message.message_id)
         app.refresh_counts()
-        queue(SyncStatus(True, True, 0, now - timedelta(minutes=2), full_pictures_waiting=3))()
+        queue(SyncStatus(True, True, 0, now - timedelta(minutes=2)))()
 
     def pin_wrong() -> None:
         app.go("pin")

@@ -34,6 +34,8 @@ class SyncView:
     problem_key: str | None  # a strings key with the problem in the user's words, or None
     # The link keeps dropping: how many cases got through meanwhile (None: it is steady).
     unstable_sent: int | None = None
+    # Sent cases whose full picture still follows (from the case store, like `waiting`).
+    full_waiting: int = 0
 
     @property
     def can_sync(self) -> bool:
@@ -45,7 +47,9 @@ def sync_configured(config: KioskConfig) -> bool:
     return config.credentials is not None or config.uses_emulators
 
 
-def sync_view(config: KioskConfig, status: SyncStatus, waiting: int) -> SyncView:
+def sync_view(
+    config: KioskConfig, status: SyncStatus, waiting: int, full_waiting: int = 0
+) -> SyncView:
     if not sync_configured(config):
         return SyncView(Link.NOT_SET_UP, waiting, False, "queue.not_set_up_text")
     problem = status.problem
@@ -53,4 +57,4 @@ def sync_view(config: KioskConfig, status: SyncStatus, waiting: int) -> SyncView
     key = None if problem in (None, SyncProblem.MODEL_REJECTED) else f"sync_problem.{problem}"
     link = Link.ONLINE if status.online else Link.OFFLINE
     unstable = status.cases_sent_while_unstable if status.link_unstable else None
-    return SyncView(link, waiting, status.syncing, key, unstable)
+    return SyncView(link, waiting, status.syncing, key, unstable, full_waiting)

@@ -175,7 +175,7 @@ def test_a_cut_in_the_middle_of_a_full_picture_resumes_from_its_offset(
         cloud, case.kiosk_id
     )
     assert full_session(link.store, case)
-    assert service.status().full_pictures_waiting == 1
+    assert link.store.full_upload_backlog()[0] == 1
 
     report, resent, offset = link.pass_after_the_cut(service, caplog)
     assert report.full_uploaded == [case.case_id]

@@ -174,7 +174,9 @@ def test_cases_sent_with_full_pictures_to_follow_say_both(shots: list[RenderedSc
         strings = Strings.for_language(shot.language)
         shown = [record.text for record in shot.texts]
         assert strings.t("queue.cases_sent") in shown, shot.language
-        assert strings.t("queue.full_waiting", n=3) in shown, shot.language
+        # The demo store's waiting cases, all sent as compact copies.
+        follow = [n for n in range(1, 10) if strings.t("queue.full_waiting", n=n) in shown]
+        assert len(follow) == 1, (shot.language, shown)
         assert strings.t("queue.all_sent") not in shown, shot.language
 
 

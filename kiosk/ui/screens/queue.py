@@ -79,11 +79,12 @@ class QueueScreen(Screen):
         if self._read_at is None or now - self._read_at >= REFRESH_S:
             self.cases = self.app.services.store.list_cases(limit=20)
             self._read_at = now
-        self.waiting = self.app.counts().waiting  # the tab badge's count: one query for both
+        counts = self.app.counts()  # the tab badge's counts: one read for both
+        self.waiting, self.full_waiting = counts.waiting, counts.full_waiting
 
     def view(self) -> SyncView:
         status = self.status or self.app.services.sync_status()
-        return sync_view(self.app.config, status, self.waiting)
+        return sync_view(self.app.config, status, self.waiting, self.full_waiting)
 
     def sync_now(self) -> None:
         request = self.app.services.request_sync
@@ -124,7 +125,7 @@ class QueueScreen(Screen):
             line = ui.t("queue.waiting", n=view.waiting)
         elif view.link is Link.NOT_SET_UP or status.last_sync is None:
             line = ui.t("queue.nothing_waiting")  # nothing was ever sent: not "everything is"
-        elif status.full_pictures_waiting:
+        elif view.full_waiting:
             # The cases are in the cloud (compact copies); their full pictures follow (said
             # below, where the progress goes).
             line = ui.t("queue.cases_sent")
@@ -163,9 +164,9 @@ class QueueScreen(Screen):
                     size=theme.SMALL,
                     min_size=theme.MIN,
                 )
-            elif status.full_pictures_waiting:
+            elif view.full_waiting:
                 ui.text(
-                    ui.t("queue.full_waiting", n=status.full_pictures_waiting),
+                    ui.t("queue.full_waiting", n=view.full_waiting),
                     ui.rect(x, y, w, 54),
                     size=theme.SMALL,
                     min_size=theme.MIN,
