@@ -189,8 +189,10 @@ class Triage:
             elif self._off >= k:
                 self._settled = None  # the settled label has clearly lost its lead
                 verdict = fresh
-            elif current.urgency is Urgency.URGENT and settled.urgency is not Urgency.URGENT:
-                verdict = fresh  # holding must never delay an urgent referral
+            elif _SEVERITY[current.urgency] > _SEVERITY[settled.urgency]:
+                # Holding must never delay a referral: a calmer settled label ("none found")
+                # gives way at once to evidence that cannot rule out more (urgent or soon).
+                verdict = fresh
             else:
                 verdict = settled  # hysteresis: keep showing the settled label
         self._last = verdict
