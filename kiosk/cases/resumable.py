@@ -56,8 +56,8 @@ def open_session(blob: Any, size: int, content_type: str, timeout: Any, retry: A
 
 def query(http: Any, uri: str, total: int, timeout: Any) -> Progress:
     """Ask the session how many bytes it holds (one empty request)."""
-    response = http.put(
-        uri, data=b"", headers={"Content-Range": f"bytes */{total}"}, timeout=timeout
+    response = _put(
+        http, uri, data=b"", headers={"Content-Range": f"bytes */{total}"}, timeout=timeout
     )
     return _progress(response, total)
 
@@ -76,7 +76,8 @@ def send_from(
     if offset >= total:
         return query(http, uri, total, timeout)
     body = _Body(memoryview(data)[offset:], on_bytes)
-    response = http.put(
+    response = _put(
+        http,
         uri,
         data=body,
         headers={
@@ -100,8 +101,20 @@ def _progress(response: Any, total: int) -> Progress:
     from google.api_core import exceptions as gexc
 
     # 4xx/5xx as the client library's own exceptions, so kiosk.cases.link tells a server in
-    # trouble (back off) from a refused request the same way for every upload.
-    raise gexc.from_http_response(response)
+    # trouble (back off) from a refused request the same way for every upload; without
+    # from_http_response's text, which names the URI.
+    raise gexc.from_http_status(status, f"upload session answered {status}", response=response)
+
+
+def _put(http: Any, uri: str, **request: Any) -> Any:
+    """One request to the session. A failed one is raised as its own type (kiosk.cases.link
+    reads that) with a text that leaves out the URI: it ends up in logs and stored errors."""
+    import requests
+
+    try:
+        return http.put(uri, **request)
+    except requests.RequestException as e:
+        raise type(e)(f"{type(e).__name__} on an upload session request") from None
 
 
 class _Body:

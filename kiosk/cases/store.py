@@ -757,8 +757,11 @@ class CaseStore:
         waiting = set(full_waiting)
         with self._transaction() as db:
             db.executemany(
-                "UPDATE cases SET status = 'uploaded', uploaded_at = ?, last_error = NULL, "
-                "full_upload = ? WHERE case_id = ? AND status = 'saved'",
+                # By uploaded_at, not status: a cloud result can reach the row (listener,
+                # 'classified') before this batch mark; its full picture must still follow.
+                "UPDATE cases SET status = CASE status WHEN 'saved' THEN 'uploaded' "
+                "ELSE status END, uploaded_at = ?, last_error = NULL, full_upload = ? "
+                "WHERE case_id = ? AND uploaded_at IS NULL",
                 [
                     (when, (FullUpload.WAITING if c in waiting else FullUpload.DONE).value, c)
                     for c in case_ids

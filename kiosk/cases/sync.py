@@ -124,6 +124,7 @@ class PassReport:
     failed: dict[str, str] = field(default_factory=dict)  # case id -> error
     quarantined: list[str] = field(default_factory=list)
     full_uploaded: list[str] = field(default_factory=list)  # full pictures that followed
+    full_failed: dict[str, str] = field(default_factory=dict)  # case id -> error type
     messages_sent: int = 0
     remote_updates: int = 0
     images_removed: int = 0
@@ -136,6 +137,7 @@ class PassReport:
             "failed": len(self.failed),
             "quarantined": len(self.quarantined),
             "full_uploaded": len(self.full_uploaded),
+            "full_failed": len(self.full_failed),
             "messages_sent": self.messages_sent,
             "remote_updates": self.remote_updates,
             "images_removed": self.images_removed,
@@ -210,6 +212,7 @@ class SyncService:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._pass_stop = self._stop  # the event run_forever was given (SIGTERM sets it)
         self._thread: threading.Thread | None = None
         self._attempt = 0
         self._window = SendWindow(config.sync_concurrency)  # kept across passes
@@ -270,6 +273,7 @@ class SyncService:
     def sync_once(self) -> PassReport:
         """One full pass. Raises OfflineError when Firebase is unreachable."""
         report = PassReport()
+        self._wake.clear()  # this pass serves every request made before it (and a save since)
         pending = self.store.pending_uploads()
         self._with(syncing=True, done_this_pass=0, total_this_pass=len(pending))
         try:
@@ -281,7 +285,6 @@ class SyncService:
             report.model_installed, report.model_rejected = update.installed, update.rejected
             self._heartbeat(clients, update.rejected)
             report.images_removed = self.store.apply_retention(self.config.retention_days)
-            self._send_full_pictures(clients, report)
             now = utc_now()
             self.store.set_value(LAST_SYNC_KEY, now.isoformat())
             last_error, problem = None, None
@@ -299,6 +302,9 @@ class SyncService:
                 next_attempt_in_s=None,
                 model_rejected=update.rejected,
             )
+            # Last, after the pass is recorded: every case is sent by now, and a link that
+            # cuts a full picture does not make the cases, threads and reviews look unsynced.
+            self._send_full_pictures(clients, report)
             return report
         except CredentialsError as e:
             self._with(online=False, last_error=str(e), problem=SyncProblem.CREDENTIALS)
@@ -500,9 +506,9 @@ class SyncService:
         if pending:  # the screens' "sending N of M" was about cases, and those are sent
             self._with(done_this_pass=0, total_this_pass=0)
         for case in pending:
-            if self._stop.is_set():
+            if self._pass_stop.is_set():
                 return
-            if self.store.pending_uploads(limit=1):
+            if self._wake.is_set() or self._saved_since(report):
                 # A case saved meanwhile: its compact copy and document go first, now.
                 self._wake.set()
                 return
@@ -522,8 +528,16 @@ class SyncService:
                     raise ServerGaveUpError("the server kept failing (full pictures)") from e
                 # Refused or damaged on the way: the next pass tries again; the rest go on.
                 # The type only: a storage error's text names the upload session's URI.
-                report.failed[case.case_id] = f"full picture: {type(e).__name__}"
+                report.full_failed[case.case_id] = type(e).__name__
                 log.warning("case %s: full picture not sent: %s", case.case_id, type(e).__name__)
+
+    def _saved_since(self, report: PassReport) -> bool:
+        """A case is waiting that this pass did not try (saved by another process since):
+        one that failed in this pass waits for the next, and must not stop the full
+        pictures (else a case that keeps failing would starve them and spin the loop)."""
+        tried = report.failed.keys() | set(report.quarantined)
+        waiting = self.store.pending_uploads(limit=len(tried) + 1)
+        return any(c.case_id not in tried for c in waiting)
 
     def send_full_picture(self, clients: FirebaseClients, case: Case) -> None:
         """The full picture by a resumable upload, from where the server's copy stands; then
@@ -818,6 +832,7 @@ class SyncService:
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
+        self._pass_stop = stop  # a long run of full pictures ends when this is set too
         rng = random.Random()
         down_since: float | None = None  # the link dropped then: probe instead of waiting
         link_up = False  # the last probe or pass got through

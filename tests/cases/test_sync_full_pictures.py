@@ -258,6 +258,7 @@ def test_a_case_saved_meanwhile_goes_before_the_rest_of_the_full_pictures(
             what="the first full picture under way",
         )
         later.append(link.store.save_case(large_picture(900, seed=2), on_device()).case_id)
+        service.request_sync()  # as the save screen does
 
     saver = threading.Thread(target=save_during_the_full_picture, daemon=True)
     saver.start()
@@ -394,3 +395,65 @@ def test_a_session_that_holds_nothing_yet_is_resumed_in_the_same_pass(
     service.close()
     assert report.uploaded == [case.case_id] and not report.failed
     assert not check_exactly_once_result(link.store, cloud).problems
+
+
+def test_a_case_that_keeps_failing_does_not_stop_the_full_pictures(
+    kiosk_config: KioskConfig,
+) -> None:
+    """Found in review: a case still waiting because its upload failed in this pass looked
+    like a newly saved one, so the full pictures stopped at once, every pass, and the next
+    pass began at once. Only a case this pass did not try stops them."""
+    store = CaseStore.open(kiosk_config)
+    try:
+        service = SyncService(kiosk_config, store)
+        failing = store.save_case(large_picture(500), on_device())
+        report = PassReport(failed={failing.case_id: "Forbidden: refused"})
+        assert not service._saved_since(report)
+        store.save_case(large_picture(500, seed=1), on_device())  # saved since the pass began
+        assert service._saved_since(report)
+        assert not service._wake.is_set()
+    finally:
+        store.close()
+
+
+def test_a_cloud_result_before_the_mark_keeps_the_full_picture_queued(
+    kiosk_config: KioskConfig,
+) -> None:
+    """Found in review: the listener can move a case to 'classified' before the batch mark;
+    the mark then skipped it and its full picture was never sent."""
+    store = CaseStore.open(kiosk_config)
+    try:
+        case = store.save_case(large_picture(800), on_device())
+        assert store.apply_remote(case.case_id, "classified", {"label": "melanoma"}, None)
+        store.mark_uploaded_many([case.case_id], full_waiting=[case.case_id])
+        marked = store.get(case.case_id)
+        assert marked.status == CaseStatus.CLASSIFIED  # never moved back
+        assert marked.uploaded_at is not None and marked.full_upload == FullUpload.WAITING
+        assert [c.case_id for c in store.pending_full_uploads()] == [case.case_id]
+    finally:
+        store.close()
+
+
+def test_a_refused_session_request_does_not_carry_the_session_uri(
+    link: Link, cloud: FirebaseClients
+) -> None:
+    """The URI is a write credential for the object: errors end up in logs and last_error."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from kiosk.cases import resumable
+
+    case = link.store.save_case(large_picture(500), on_device())
+    path = schema.case_image_path(case.kiosk_id, case.case_id)
+    service = SyncService(link.config, link.store)
+    clients = service._connect()
+    uri = resumable.open_session(clients.bucket.blob(path), 10, "image/jpeg", (2, 30), None)
+    http = clients.bucket.client._http
+    with pytest.raises(GoogleAPICallError) as refused:  # from byte 5 of an empty session
+        resumable.send_from(http, uri, b"x" * 10, 5, (2, 30))
+    link.relay.stop()
+    with pytest.raises(Exception) as cut:
+        resumable.query(http, uri, 10, (2, 30))
+    service.close()
+    upload_id = uri.split("upload_id=")[1]
+    for error in (refused.value, cut.value):
+        assert upload_id not in str(error) and "upload_id" not in repr(error), error
