@@ -69,7 +69,6 @@ class Counts:
     unread: int = 0
     waiting: int = 0
     urgent: int = 0  # of the unread: reviews that name a possible cancer
-    full_waiting: int = 0  # sent cases whose full picture still follows its compact copy
 
 
 class App:
@@ -151,7 +150,6 @@ class App:
             unread=store.unread_count(),
             waiting=store.queue_depth(),
             urgent=store.unread_urgent_count(),
-            full_waiting=store.full_upload_backlog()[0],
         )
         self._counts_at = self.clock()
 

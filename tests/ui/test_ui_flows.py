@@ -565,10 +565,13 @@ def test_an_urgent_receipt_left_alone_hides_the_code_until_shown_and_noted(
     tap(app, "receipt:show")
     assert code in texts(app)
     assert app.button("receipt:done").label == app.strings.t("receipt.wrote_it")
+    tap(app, "receipt:done")  # the second tap of a double tap on "Show the code"
+    assert app.screen.name == "receipt", "confirmed a code nobody had seen"
     kiosk.clock.now += RECEIPT_IDLE_S + 1  # left alone again: hidden again
     app.step()
     assert not any(code in t for t in texts(app))
     tap(app, "receipt:show")
+    kiosk.clock.now += 2  # read, then confirmed
     tap(app, "receipt:done")
     assert app.screen.name == "queue"
     assert any(code in t for t in texts(app))

@@ -61,6 +61,7 @@ class QueueScreen(Screen):
         super().__init__(app)
         self.cases: list[Case] = []
         self.waiting = 0
+        self.full_waiting = 0  # sent cases whose full picture still follows its compact copy
         self.status: SyncStatus | None = None
         self.highlight = ""
         self.asked_at: float | None = None
@@ -77,10 +78,13 @@ class QueueScreen(Screen):
         self.status = self.app.services.sync_status()
         now = self.app.clock()
         if self._read_at is None or now - self._read_at >= REFRESH_S:
-            self.cases = self.app.services.store.list_cases(limit=20)
+            store = self.app.services.store
+            self.cases = store.list_cases(limit=20)
+            # From the store like the waiting count (the sync worker only knows its last
+            # pass), and only here: no other screen shows it.
+            self.full_waiting = store.full_upload_backlog()[0]
             self._read_at = now
-        counts = self.app.counts()  # the tab badge's counts: one read for both
-        self.waiting, self.full_waiting = counts.waiting, counts.full_waiting
+        self.waiting = self.app.counts().waiting  # the tab badge's count: one query for both
 
     def view(self) -> SyncView:
         status = self.status or self.app.services.sync_status()

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 CODE_SIZE = 64  # design units: read across a desk
 RECEIPT_IDLE_S = 120.0  # untouched this long: leave (or hide the code while it must be noted)
+# After "Show the code", taps on the button in its place wait this long (a double tap).
+SHOW_GUARD_S = 1.0
 
 
 class ReceiptScreen(Screen):
@@ -39,10 +41,12 @@ class ReceiptScreen(Screen):
         self.case: Case | None = None
         self.confirm = False  # an urgent case without a reference: the code must be noted
         self.hidden = False  # left alone while the code must be noted: code and result hidden
+        self._shown_at: float | None = None  # when "Show the code" brought it back
 
     def enter(self, **options: object) -> None:
         self.confirm = bool(options.get("confirm", False))
         self.hidden = False
+        self._shown_at = None
         try:
             self.case = self.app.services.store.get(str(options["case_id"]))
         except CaseNotFoundError:
@@ -58,11 +62,16 @@ class ReceiptScreen(Screen):
 
     def show(self) -> None:
         self.hidden = False
+        self._shown_at = self.app.clock()
 
     def next_patient(self) -> None:
         self.app.go("scan")
 
     def done(self) -> None:
+        # "Show the code" sits where "I wrote the code down" appears: the second tap of a
+        # double tap must not confirm a code nobody has seen.
+        if self._shown_at is not None and self.app.clock() - self._shown_at < SHOW_GUARD_S:
+            return
         highlight = self.case.case_id if self.case is not None else ""
         self.app.go("queue", highlight=highlight)
 
