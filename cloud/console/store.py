@@ -202,6 +202,9 @@ class Message:
     created_at: datetime | None
     kiosk_id: str  # the kiosk a health worker's message came from
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # When Firestore stored it (the server's clock). created_at is the writer's: a kiosk's
+    # question written offline at 10:00 and sent at 11:00 came after a 10:30 answer.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -259,9 +262,10 @@ def _first_unanswered(
     case_id: str, thread: list[Message], is_answer: Callable[[str, str, dict[str, Any]], bool]
 ) -> datetime | None:
     """When the oldest question not followed by a real (signed) answer was asked; None when
-    every question in the thread (oldest first) has one."""
+    every question has one. "Followed" in the order the server received them: the kiosk's
+    clock says when a question was written, not whether it came before an answer."""
     pending = None
-    for m in thread:
+    for m in sorted(thread, key=lambda m: (m.received_at or m.created_at or EPOCH, m.message_id)):
         if m.author == schema.AUTHOR_DERMATOLOGIST and is_answer(case_id, m.message_id, m.fields):
             pending = None
         elif m.author == schema.AUTHOR_HEALTH_WORKER and pending is None:
@@ -422,6 +426,7 @@ class ConsoleStore:
                     created_at=_time(d.get("created_at")),
                     kiosk_id=str(d.get("kiosk_id", "")),
                     fields=d,
+                    received_at=_time(getattr(doc, "create_time", None)),
                 )
             )
         return sorted(rows, key=lambda m: (m.created_at or EPOCH, m.message_id))

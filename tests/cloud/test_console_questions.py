@@ -118,3 +118,20 @@ def test_a_reply_from_the_console_takes_the_question_off_the_worklist(clean, tmp
     page = client.get("/").get_data(as_text=True)
     assert 'id="group-questions"' not in page and "No question is waiting" in page
     assert flag(fb, case_id) is False
+
+
+def test_a_question_written_offline_before_an_answer_but_sent_after_it_waits(clean):
+    """Found in review: the kiosk stamps a question with its own clock when it is written,
+    offline perhaps; an answer to an earlier question may reach the server in between. By
+    the writers' clocks the new question came first and counted as answered, and the flag
+    was cleared for good. The server's order decides."""
+    fb = clean.fb
+    case_id = put_case(fb, image=sample_images()[0])
+    ask(fb, case_id, "q1", 60)
+    answer(fb, case_id, "a1", 20, signed=True)  # answers q1, 20 minutes ago
+    ask(fb, case_id, "q2", 45)  # written offline 45 minutes ago, sent now
+    store = ConsoleStore(fb.db, fb.bucket)
+    found = store.unanswered_questions(really_answers)
+    assert case_id in found
+    assert found[case_id][1] == {m.message_id: m for m in store.messages(case_id)}["q2"].created_at
+    assert flag(fb, case_id) is True
