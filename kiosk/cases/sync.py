@@ -610,11 +610,12 @@ class SyncService:
                 progress = resumable.send_from(
                     http, kept.uri, data, progress.stored, timeout, on_bytes
                 )
-            except gexc.BadRequest:
+            except (gexc.BadRequest, resumable.SessionGoneError):
                 if progress.stored == 0:
                     raise
                 # The server will not go on from the offset it reported (gcp-storage-emulator
-                # says "bytes=0-0" for a session holding nothing): once more, from byte 0.
+                # says "bytes=0-0" for a session holding nothing), or forgot the session
+                # since: once more, from byte 0.
                 log.warning(
                     "case %s: %s not resumable at byte %d; starting again",
                     case.case_id,

@@ -36,7 +36,7 @@ PANEL_W = 250  # design units: the result panel beside the preview
 # 15 fps take 0.2 s; longer means the camera is moving, and the press is dropped).
 PENDING_CAPTURE_S = 2.0
 FIELD_CORNER = 0.18  # each corner mark's arm, as a share of the read square's side
-FIELD_DIM = 120  # alpha of the shade over what the model does not read (0-255)
+FIELD_KEEP = 135  # brightness kept (of 255) where the model does not read: dimmed
 _MESSAGE_KEYS = {message: key for key, message in CAMERA_MESSAGES.items()}
 
 
@@ -316,9 +316,8 @@ def _dim_outside(ui: Ui, preview: pygame.Rect, square: pygame.Rect) -> None:
     for part in parts:
         part = part.clip(preview)
         if part.width > 0 and part.height > 0:
-            shade = pygame.Surface(part.size, pygame.SRCALPHA)
-            shade.fill((*theme.OVERLAY_DARK, FIELD_DIM))
-            ui.surface.blit(shade, part)
+            # Multiplied in place: drawn every frame, so no overlay surface is made each time.
+            ui.surface.fill((FIELD_KEEP,) * 3, part, special_flags=pygame.BLEND_RGB_MULT)
 
 
 def _draw_corners(ui: Ui, square: pygame.Rect) -> None:
